@@ -1,0 +1,74 @@
+"""The `hiwar` command. The pipeline itself runs with `dvc repro`; these commands help a person check
+params and read what the pipeline will do or did."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hiwar.errors import HiwarError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hiwar")
+def main():
+    """hiwar (حوار): Arabic multi-turn dialogue datasets from an LLM, and proof of whether they help.
+
+    Run the pipeline with `dvc repro` (stages: models, grid, generate, clean, split, finetune, evaluate);
+    compare variants with `dvc exp run -S key=value` and `dvc exp show`.
+    """
+
+
+@main.group()
+def params():
+    """Inspect params.yaml."""
+
+
+@params.command("check")
+@click.option("--file", "path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+def params_check(path):
+    """Validate every section; print one line per problem and exit 2 if there is any."""
+    from pathlib import Path
+
+    from hiwar.params import check_all
+
+    try:
+        problems = check_all(Path(path))
+    except HiwarError as exc:
+        problems = [str(exc)]
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        sys.exit(2)
+    click.echo(f"{path}: all sections valid")
+
+
+@main.group()
+def grid():
+    """Look at the prompt grid."""
+
+
+@grid.command("show")
+@click.option("-n", "--rows", default=3, show_default=True, help="How many prompts to print.")
+@click.option("--template", default=None, help="Render with this template instead of generate.template.")
+def grid_show(rows, template):
+    """Print the first rendered prompts exactly as the generator will see them."""
+    from hiwar.generate import render_row
+    from hiwar.grid import build_grid
+    from hiwar.params import load_section
+    from hiwar.seed import load_seed
+
+    try:
+        grid_params, gen = load_section("grid"), load_section("generate")
+        seed = load_seed()
+        frame = build_grid(grid_params, seed)
+        click.echo(f"{len(frame)} conversations over {frame['cell_id'].nunique()} cells "
+                   f"({frame['topic'].nunique()} topics, {frame['country'].nunique()} countries)\n")
+        for row in frame.head(rows).itertuples():
+            click.secho(f"--- {row.conversation_id}  cell {row.cell_id}  exchanges {row.exchanges}  persona {row.persona}",
+                        fg="cyan")
+            click.echo(render_row(row, template or gen.template, seed, grid_params.personas))
+    except HiwarError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

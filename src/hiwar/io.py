@@ -1,0 +1,73 @@
+"""Reading and writing the pipeline's files. Every write goes to a temporary file first and is renamed into
+place, so a stage that fails half way leaves no half-written output behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from hiwar.errors import HiwarError
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        yield tmp
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_json(path: str | Path, data) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_parquet(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise HiwarError(f"{path}: file not found (expected the output of an earlier stage; run `dvc repro`)")
+    frame = pd.read_parquet(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise HiwarError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise HiwarError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def require_path(path: str | Path, key: str, what: str) -> Path:
+    """The path named by params key `key`, or a one-line error saying what was expected there."""
+    path = Path(path)
+    if not path.exists():
+        raise HiwarError(f"params.yaml: {key}: {path} does not exist (expected {what})")
+    return path

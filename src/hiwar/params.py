@@ -1,0 +1,223 @@
+"""Typed, validated params: one pydantic model per section of params.yaml.
+
+Every stage calls `load_section(name)` before doing any work. An unknown key, a wrong type or a missing
+file raises `ParamsError` with one line naming the key and what was expected, so the stage exits non-zero
+before it writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hiwar.errors import HiwarError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(HiwarError):
+    """params.yaml is missing, malformed or holds a value the stage cannot use."""
+
+
+class Section(BaseModel):
+    # extra="forbid" turns a typo such as `sed:` into an error instead of a silently ignored key;
+    # strict=True keeps YAML's "3" from passing as an int.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- models: the tiny stand-in models trained from the seed corpus -----------------------------------
+
+
+class StandIn(Section):
+    arch: Literal["llama", "gpt2"]
+    vocab_size: int = Field(ge=300, le=65536)
+    hidden_size: int = Field(ge=16)
+    layers: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    context: int = Field(ge=64)
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class ModelsParams(Section):
+    seed: int
+    generator: dict[str, StandIn]
+    bases: dict[str, StandIn]
+
+
+# --- grid ---------------------------------------------------------------------------------------------
+
+
+class GridParams(Section):
+    seed: int
+    conversations: int = Field(ge=1)
+    topics: Literal["all"] | list[str]
+    countries: Literal["all"] | list[str]
+    exchanges: list[int] = Field(min_length=1)
+    personas: dict[str, str] = Field(min_length=1)
+
+    @field_validator("exchanges")
+    @classmethod
+    def _exchanges_positive(cls, value):
+        if any(n < 1 for n in value):
+            raise ValueError("every number of exchanges must be at least 1")
+        return value
+
+
+# --- generate -----------------------------------------------------------------------------------------
+
+
+class GenerateParams(Section):
+    backend: Literal["transformers", "fake"]
+    model: str
+    template: str
+    trust_remote_code: bool
+    batch_size: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    seed: int
+
+
+# --- clean --------------------------------------------------------------------------------------------
+
+
+class CleanParams(Section):
+    min_exchanges: int = Field(ge=1)
+    max_exchanges: int = Field(ge=1)
+    min_arabic_ratio: float = Field(ge=0, le=1)
+    min_turn_chars: int = Field(ge=1)
+    max_turn_chars: int = Field(ge=1)
+
+
+# --- split --------------------------------------------------------------------------------------------
+
+
+class SplitParams(Section):
+    seed: int
+    validation: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _leaves_train(self):
+        if self.validation + self.test >= 1:
+            raise ValueError("validation + test must be below 1 so that train is non-empty")
+        return self
+
+
+# --- finetune -----------------------------------------------------------------------------------------
+
+
+class FinetuneModel(Section):
+    path: str
+    method: Literal["full", "lora"]
+    learning_rate: float = Field(gt=0)
+    epochs: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+    grad_accum: int = Field(ge=1)
+    max_length: int = Field(ge=16)
+    lora_r: int = Field(ge=1)
+    lora_alpha: float = Field(gt=0)
+    lora_dropout: float = Field(ge=0, lt=1)
+    lora_target_modules: list[str] = Field(min_length=1)
+    trust_remote_code: bool
+
+
+class FinetuneParams(Section):
+    seed: int
+    models: dict[str, FinetuneModel] = Field(min_length=1)
+
+
+# --- evaluate -----------------------------------------------------------------------------------------
+
+
+class EvaluateParams(Section):
+    seed: int
+    max_conversations: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    encoder: str
+    bootstrap: int = Field(ge=10)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "models": ModelsParams,
+    "grid": GridParams,
+    "generate": GenerateParams,
+    "clean": CleanParams,
+    "split": SplitParams,
+    "finetune": FinetuneParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def read_params(path: Path = PARAMS_FILE) -> dict:
+    if not path.is_file():
+        raise ParamsError(f"{path}: file not found (expected the pipeline's params file)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _one_line(section: str, exc: ValidationError, path: Path) -> str:
+    # A typo shows up twice (an unknown key and a missing one): name the unknown key, which is the cause.
+    err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+    key = ".".join([section, *(str(p) for p in err["loc"])])
+    got = err.get("input")
+    got_text = "" if err["type"] == "missing" or isinstance(got, dict) else f", got {got!r}"
+    message = "missing key" if err["type"] == "missing" else err["msg"]
+    if err["type"] == "extra_forbidden":
+        expected = ", ".join(_expected_keys(SECTIONS[section], err["loc"][:-1]))
+        message = f"unknown key (expected one of: {expected})"
+        got_text = ""
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {key}: {message}{got_text}{more}"
+
+
+def _expected_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Keys allowed at `loc`, walking nested models; dict entries (model names) are skipped over."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue
+        inner = getattr(field.annotation, "__args__", (field.annotation,))[-1]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    return list(model.model_fields)
+
+
+def load_section(section: str, path: Path = PARAMS_FILE, data: dict | None = None) -> Section:
+    """Validated params of one stage's section, or ParamsError naming the offending key."""
+    data = read_params(path) if data is None else data
+    if section not in data:
+        raise ParamsError(f"{path}: {section}: missing section (expected a mapping of {section} params)")
+    try:
+        return SECTIONS[section].model_validate(data[section])
+    except ValidationError as exc:
+        raise ParamsError(_one_line(section, exc, path)) from None
+
+
+def check_all(path: Path = PARAMS_FILE) -> list[str]:
+    """Validate every section; return one line per problem (empty when all is well)."""
+    data = read_params(path)
+    problems = []
+    for name in SECTIONS:
+        try:
+            load_section(name, path, data)
+        except ParamsError as exc:
+            problems.append(str(exc))
+    return problems
