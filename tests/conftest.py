@@ -1,0 +1,70 @@
+"""Shared fixtures. Tests never reach a model hub: the offline flags are set before anything imports
+transformers, and every model here is built from the seed corpus in the test session."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def seed():
+    from hiwar.seed import load_seed
+
+    return load_seed(ROOT / "data/seed")
+
+
+@pytest.fixture(scope="session")
+def params_data():
+    from hiwar.params import read_params
+
+    return read_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer(seed):
+    """A byte-level BPE tokenizer trained on the seed texts, with hiwar's chat format."""
+    from hiwar.chat_format import add_chat_format
+    from hiwar.standins import text_corpus, train_tokenizer
+
+    tokenizer = train_tokenizer(text_corpus(seed), vocab_size=1200)
+    add_chat_format(tokenizer)
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(bpe_tokenizer):
+    """A small random GPT-2 over `bpe_tokenizer` with a 128-token context (so sliding windows are exercised)."""
+    import torch
+
+    from hiwar.params import StandIn
+    from hiwar.standins import build_model
+
+    torch.manual_seed(0)
+    spec = StandIn(arch="gpt2", vocab_size=1200, hidden_size=32, layers=2, heads=2, context=128, steps=1,
+                   batch_size=1, learning_rate=1e-3)
+    model = build_model(spec, bpe_tokenizer)
+    model.eval()
+    return model
+
+
+@pytest.fixture
+def short_conversation():
+    return [
+        {"role": "user", "content": "ما أفضل وقت لزيارة وادي رم؟"},
+        {"role": "assistant", "content": "الربيع والخريف، فالحرارة فيهما معتدلة والسماء صافية ليلًا."},
+        {"role": "user", "content": "وهل أحتاج إلى مرشد؟"},
+        {"role": "assistant", "content": "يُستحسن ذلك، فالمرشدون المحليون يعرفون الدروب والمخيمات."},
+    ]

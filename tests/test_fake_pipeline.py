@@ -1,0 +1,34 @@
+"""The fake backend drives generate -> clean -> split in process, with no model at all."""
+
+from hiwar.cleaning import clean
+from hiwar.generate import generate, summarize
+from hiwar.generation.fake import FakeBackend
+from hiwar.params import CleanParams, GenerateParams, GridParams, SplitParams
+from hiwar.splitting import split, split_metrics
+from hiwar.grid import build_grid
+
+
+def test_fake_backend_through_clean_and_split(seed, params_data):
+    grid_params = GridParams.model_validate(dict(params_data["grid"], conversations=120))
+    gen_params = GenerateParams.model_validate(dict(params_data["generate"], backend="fake"))
+    grid = build_grid(grid_params, seed)
+    backend = FakeBackend(gen_params)
+
+    raw = generate(grid, backend, gen_params, grid_params, seed)
+
+    # The backend saw every rendered prompt once, in grid order, with the grid's request seeds.
+    requests = [r for call in backend.calls for r in call]
+    assert [r.seed for r in requests] == list(grid["request_seed"])
+    assert all(r.prompt.startswith("<|prompt|>") for r in requests)
+    assert summarize(raw, 1.0)["succeeded"] == 120 and raw["generator"].eq("fake").all()
+
+    kept, rejected, metrics = clean(raw, CleanParams.model_validate(params_data["clean"]))
+    assert metrics["kept"] + metrics["rejected"] == 120
+    # The fake repeats seed conversations, so exact dedup must fire; nothing else should.
+    assert set(metrics["reasons"]) <= {"exact_duplicate"} and metrics["kept"] > 0
+
+    parts = split(kept, SplitParams.model_validate(params_data["split"]))
+    assert split_metrics(parts)["cells_in_several_splits"] == 0
+    assert sum(len(p) for p in parts.values()) == metrics["kept"]
+    row = parts["train"].iloc[0]
+    assert list(row["messages"][0]) == ["role", "content"] and row["messages"][0]["role"] == "user"

@@ -1,0 +1,33 @@
+import pytest
+
+from hiwar.errors import HiwarError
+from hiwar.prompts import AI, HUMAN, format_dialogue, render_prompt
+
+ARGS = dict(topic_ar="الطبخ", topic_description="وصفات وأطباق", country_ar="المغرب", persona_ar="طالب جامعي", exchanges=4)
+
+
+def test_tiny_template_ends_where_the_dialogue_starts():
+    prompt = render_prompt("tiny", **ARGS)
+    assert prompt.startswith("<|prompt|>") and prompt.endswith("<|response|>")
+    assert "الطبخ" in prompt and "المغرب" in prompt and "طالب جامعي" in prompt and "4" in prompt
+
+
+def test_jais_template_has_the_instruction_wrapper():
+    prompt = render_prompt("jais", **ARGS)
+    assert prompt.startswith("### Instruction:")
+    assert "### Input: [|Human|]" in prompt and prompt.endswith("### Response: [|AI|]")
+
+
+def test_optional_parts_disappear_when_absent():
+    prompt = render_prompt("tiny", **dict(ARGS, country_ar=None, persona_ar=None))
+    assert "تدور المحادثة" not in prompt and "المستخدم طالب" not in prompt
+
+
+def test_unknown_template_lists_the_known_ones():
+    with pytest.raises(HiwarError, match="expected one of: jais, tiny"):
+        render_prompt("vicuna", **ARGS)
+
+
+def test_format_dialogue_labels_every_turn(short_conversation):
+    lines = format_dialogue(short_conversation).splitlines()
+    assert [line.split()[0] for line in lines] == [HUMAN, AI, HUMAN, AI]
