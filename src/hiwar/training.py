@@ -139,4 +139,5 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         "trainable_parameters": trainable,
         "train": train_counts,
         "validation": eval_counts,
-    }, [{"step": h["step"], "loss": round(h["loss"], 4)} for h in history]
+    }
+    return metrics, [{"step": h["step"], "loss": round(h["loss"], 4)} for h in history]
