@@ -65,9 +65,13 @@ def load_conversations(seed_dir: Path, topics: pd.DataFrame) -> list[dict]:
     return rows
 
 
-@lru_cache(maxsize=4)
 def load_seed(seed_dir: Path = SEED_DIR) -> Seed:
-    seed_dir = Path(seed_dir)
+    # Cached by absolute path: a relative path means something else after a chdir.
+    return _load_seed(Path(seed_dir).resolve())
+
+
+@lru_cache(maxsize=4)
+def _load_seed(seed_dir: Path) -> Seed:
     topics = _read_table(seed_dir / "topics.csv", "topic_id", ["topic_id", "name_en", "name_ar", "description_ar"])
     countries = _read_table(seed_dir / "countries.csv", "iso2", ["iso2", "iso3", "name_en", "name_ar", "region"])
     return Seed(topics, countries, load_conversations(seed_dir, topics))
