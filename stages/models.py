@@ -6,18 +6,18 @@ from hiwar.io import atomic_path, write_json
 from hiwar.params import load_section
 from hiwar.seed import load_seed
 from hiwar.stage import run_stage
-from hiwar.standins import GENERATOR_TOKENS, GENERATOR_WORDS, build_standin, dialogue_corpus, text_corpus
+from hiwar.standins import GENERATOR_TOKENS, build_standin, dialogue_corpus, text_corpus
 
 
 def main():
     params = load_section("models")
     seed = load_seed()
-    jobs = [(Path("models/generator") / name, spec, dialogue_corpus(seed, "tiny"), GENERATOR_TOKENS, GENERATOR_WORDS)
+    jobs = [(Path("models/generator") / name, spec, dialogue_corpus(seed, "tiny"), GENERATOR_TOKENS)
             for name, spec in params.generator.items()]
-    jobs += [(Path("models/base") / name, spec, text_corpus(seed), [], []) for name, spec in params.bases.items()]
+    jobs += [(Path("models/base") / name, spec, text_corpus(seed), []) for name, spec in params.bases.items()]
     report = {}
-    for out, spec, texts, special, words in jobs:
-        tokenizer, model, metrics = build_standin(spec, texts, params.seed, out.name, special, words)
+    for out, spec, texts, special in jobs:
+        tokenizer, model, metrics = build_standin(spec, texts, params.seed, out.name, special)
         with atomic_path(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)

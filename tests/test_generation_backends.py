@@ -4,7 +4,7 @@ import pytest
 
 from hiwar.generation import BACKENDS, Request, get_backend
 from hiwar.params import GenerateParams, StandIn
-from hiwar.standins import GENERATOR_TOKENS, GENERATOR_WORDS, build_model, dialogue_corpus, train_tokenizer
+from hiwar.standins import GENERATOR_TOKENS, build_model, dialogue_corpus, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +13,7 @@ def generator_dir(tmp_path_factory, seed):
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("gen")
-    tokenizer = train_tokenizer(dialogue_corpus(seed, "tiny"), 800, GENERATOR_TOKENS, GENERATOR_WORDS)
+    tokenizer = train_tokenizer(dialogue_corpus(seed, "tiny"), 800, GENERATOR_TOKENS)
     spec = StandIn(arch="llama", vocab_size=800, hidden_size=32, layers=1, heads=2, context=256, steps=1,
                    batch_size=1, learning_rate=1e-3)
     build_model(spec, tokenizer).save_pretrained(path)
@@ -37,7 +37,7 @@ def test_batched_generation_returns_one_result_per_request_in_order(generator_di
     assert [r.text for r in backend.generate(requests)] == [r.text for r in results]  # seeded
 
 
-def test_label_words_survive_decoding(generator_dir):
+def test_turn_labels_survive_decoding(generator_dir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(generator_dir)

@@ -19,14 +19,11 @@ from tqdm import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from hiwar.params import StandIn
-from hiwar.prompts import AI, HUMAN, format_dialogue, render_prompt
+from hiwar.prompts import format_dialogue, render_prompt
 from hiwar.seed import Seed
 
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
 GENERATOR_TOKENS = ["<|prompt|>", "<|response|>"]
-# The turn labels are single tokens in the generator's vocabulary: a model this small then learns to
-# alternate them far sooner than when each label is spelt out in several byte-pair pieces.
-GENERATOR_WORDS = [HUMAN, AI]
 
 
 def dialogue_corpus(seed: Seed, template: str) -> list[str]:
@@ -52,12 +49,8 @@ def text_corpus(seed: Seed) -> list[str]:
     return ["\n".join(m["content"] for m in conv["messages"]) for conv in seed.conversations]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, extra_special: list[str] = (),
-                    extra_words: list[str] = ()) -> PreTrainedTokenizerFast:
-    """Byte-level BPE: every string is encodable (no unknown token), as in GPT-2 and ArabianGPT.
-
-    `extra_words` become single tokens that decode as ordinary text (unlike special tokens, which
-    decoding with skip_special_tokens drops)."""
+def train_tokenizer(texts: list[str], vocab_size: int, extra_special: list[str] = ()) -> PreTrainedTokenizerFast:
+    """Byte-level BPE: every string is encodable (no unknown token), as in GPT-2 and ArabianGPT."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -67,12 +60,10 @@ def train_tokenizer(texts: list[str], vocab_size: int, extra_special: list[str] 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
         additional_special_tokens=list(extra_special), model_max_length=None,
     )
-    tokenizer.add_tokens(list(extra_words))
-    return tokenizer
 
 
 def build_model(spec: StandIn, tokenizer) -> torch.nn.Module:
@@ -139,11 +130,10 @@ def pretrain(model, data: torch.Tensor, spec: StandIn, seed: int, desc: str) -> 
     }
 
 
-def build_standin(spec: StandIn, texts: list[str], seed: int, name: str, extra_special: list[str] = (),
-                  extra_words: list[str] = ()):
+def build_standin(spec: StandIn, texts: list[str], seed: int, name: str, extra_special: list[str] = ()):
     """Tokenizer + model trained from `texts`; returns (tokenizer, model, metrics)."""
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(texts, spec.vocab_size, extra_special, extra_words)
+    tokenizer = train_tokenizer(texts, spec.vocab_size, extra_special)
     tokenizer.model_max_length = spec.context
     model = build_model(spec, tokenizer)
     data = blocks(tokenizer, texts, min(spec.context, 512))
