@@ -1,18 +1,23 @@
-"""Stage `split`: train/validation/test by whole grid cells, in the `messages` format."""
+"""Stage `split`: leak-free, topic-stratified train/validation/test in the `messages` format, plus a card."""
 
-from hiwar.io import read_parquet, write_json, write_parquet
+from hiwar.io import atomic_path, read_parquet, write_json, write_parquet
 from hiwar.params import load_section
-from hiwar.splitting import split, split_metrics
+from hiwar.splitting import dataset_card, split, split_metrics
 from hiwar.stage import run_stage
 
 
 def main():
     params = load_section("split")
-    frame = read_parquet("data/clean/conversations.parquet", ["conversation_id", "cell_id", "messages"])
+    frame = read_parquet("data/clean/conversations.parquet", ["conversation_id", "cell_id", "topic", "messages"])
     parts = split(frame, params)
+    metrics = split_metrics(parts, params.leak_threshold)
     for name, part in parts.items():
         write_parquet(f"data/split/{name}.parquet", part)
-    write_json("metrics/split.json", split_metrics(parts))
+    with atomic_path("data/split/README.md") as tmp:
+        tmp.write_text(dataset_card(parts, metrics, params), encoding="utf-8")
+    write_json("metrics/split.json", metrics)
+    print(f"split: {metrics['conversations']}; leaks: {metrics['cells_in_several_splits']} cells, "
+          f"{metrics['near_duplicate_pairs_across_splits']} near-duplicate pairs")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import pandas as pd
 
 from hiwar.cleaning import clean, parse_dialogue, trim_truncated
-from hiwar.params import CleanParams
+from hiwar.params import load_section
 
-PARAMS = CleanParams(min_exchanges=2, max_exchanges=8, min_arabic_ratio=0.8, min_turn_chars=8, max_turn_chars=1500)
+PARAMS = load_section("clean", Path(__file__).resolve().parents[1] / "params.yaml")
 
 GOOD = ("[|Human|] كيف أحافظ على نبتة الريحان في الشقة؟\n"
         "[|AI|] ضعها قرب نافذة مشمسة واسقها حين تجف التربة من الأعلى.\n"
@@ -52,6 +54,15 @@ def test_every_row_is_kept_or_rejected_with_reasons_and_counts_add_up():
     assert "bad_alternation" in reasons["c4"]
     assert "low_arabic_ratio" in reasons["c5"]
     assert sum(metrics["reasons"].values()) >= metrics["rejected"]
+
+
+def test_copies_differing_only_in_tashkeel_tatweel_or_alef_form_are_duplicates():
+    variants = [GOOD.replace("كيف", "كَيْفَ"), GOOD.replace("الريحان", "الريـــحان"), GOOD.replace("أحافظ", "احافظ"),
+                GOOD.replace("أوراقها", "اوراقها")]
+    kept, rejected, _ = clean(raw_frame([GOOD, *variants]), PARAMS)
+    assert list(kept["conversation_id"]) == ["c0"]
+    assert [list(r) for r in rejected["reasons"]] == [["exact_duplicate"]] * 4
+    assert set(rejected["duplicate_of"]) == {"c0"}
 
 
 def test_failed_generation_is_kept_as_rejected():

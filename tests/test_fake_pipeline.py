@@ -28,7 +28,7 @@ def test_fake_backend_through_clean_and_split(seed, params_data):
     assert set(metrics["reasons"]) <= {"exact_duplicate"} and metrics["kept"] > 0
 
     parts = split(kept, SplitParams.model_validate(params_data["split"]))
-    assert split_metrics(parts)["cells_in_several_splits"] == 0
+    assert split_metrics(parts, 0.5)["cells_in_several_splits"] == 0
     assert sum(len(p) for p in parts.values()) == metrics["kept"]
     row = parts["train"].iloc[0]
     assert list(row["messages"][0]) == ["role", "content"] and row["messages"][0]["role"] == "user"

@@ -1,33 +1,87 @@
+import datasets
 import pandas as pd
 import pytest
 
+from hiwar.chat_format import render
 from hiwar.errors import HiwarError
+from hiwar.io import write_parquet
 from hiwar.params import SplitParams
-from hiwar.splitting import SPLITS, split, split_metrics
+from hiwar.splitting import SPLITS, dataset_card, leak_groups, split, split_metrics
+
+PARAMS = SplitParams(seed=0, validation=0.1, test=0.1, leak_threshold=0.5)
 
 
-def frame(n_cells=40, per_cell=3):
-    return pd.DataFrame([{"conversation_id": f"{c}-{i}", "cell_id": f"topic{c % 7}:C{c}", "messages": []}
-                         for c in range(n_cells) for i in range(per_cell)])
+def frame_from(seed, n_cells=60, per_cell=2):
+    """Distinct seed conversations, `per_cell` to a cell, topics taken from the conversations."""
+    convs = seed.conversations
+    rows = []
+    for c in range(n_cells):
+        for i in range(per_cell):
+            conv = convs[(c * per_cell + i) % len(convs)]
+            rows.append({"conversation_id": f"{c}-{i}", "cell_id": f"{conv['topic']}:C{c}", "topic": conv["topic"],
+                         "country": "EG", "generator": "test", "messages": conv["messages"]})
+    return pd.DataFrame(rows)
 
 
-def test_no_cell_straddles_two_splits_and_all_are_nonempty():
-    parts = split(frame(), SplitParams(seed=0, validation=0.1, test=0.1))
-    metrics = split_metrics(parts)
-    assert metrics["cells_in_several_splits"] == 0
+def test_no_cell_straddles_two_splits_and_all_are_nonempty(seed):
+    parts = split(frame_from(seed), PARAMS)
+    metrics = split_metrics(parts, PARAMS.leak_threshold)
+    assert metrics["cells_in_several_splits"] == 0 and metrics["near_duplicate_pairs_across_splits"] == 0
     assert all(len(parts[name]) > 0 for name in SPLITS)
     assert sum(metrics["conversations"].values()) == 120
-    assert 9 <= metrics["conversations"]["test"] <= 15
+    assert 10 <= metrics["conversations"]["test"] <= 14
 
 
-def test_split_is_deterministic_for_a_seed():
-    a = split(frame(), SplitParams(seed=3, validation=0.1, test=0.1))
-    b = split(frame(), SplitParams(seed=3, validation=0.1, test=0.1))
-    c = split(frame(), SplitParams(seed=4, validation=0.1, test=0.1))
+def test_near_duplicates_in_different_cells_stay_together(seed):
+    frame = frame_from(seed, n_cells=40, per_cell=1)
+    twin = frame.iloc[[3]].copy()
+    messages = [dict(m) for m in twin.iloc[0]["messages"]]
+    messages[-1]["content"] = messages[-1]["content"].replace("،", "", 1)  # a one-character edit
+    twin["conversation_id"], twin["cell_id"], twin["messages"] = "twin", "elsewhere:XX", [messages]
+    frame = pd.concat([frame, twin], ignore_index=True)
+    groups = leak_groups(frame, PARAMS.leak_threshold)
+    assert groups.iloc[3] == groups.iloc[-1]
+    for s in range(5):  # whatever the seed, the pair lands in one split
+        parts = split(frame, SplitParams(seed=s, validation=0.2, test=0.2, leak_threshold=0.5))
+        where = [name for name, part in parts.items() if {"twin", "3-0"} & set(part["conversation_id"])]
+        assert len(where) == 1
+        assert split_metrics(parts, 0.5)["near_duplicate_pairs_across_splits"] == 0
+
+
+def test_split_is_deterministic_for_a_seed(seed):
+    a = split(frame_from(seed), PARAMS)
+    b = split(frame_from(seed), PARAMS)
+    c = split(frame_from(seed), PARAMS.model_copy(update={"seed": 4}))
     assert all(a[n].equals(b[n]) for n in SPLITS)
-    assert not a["test"]["cell_id"].equals(c["test"]["cell_id"])
+    assert set(a["test"]["cell_id"]) != set(c["test"]["cell_id"])
 
 
-def test_too_few_cells_is_a_clear_error():
-    with pytest.raises(HiwarError, match="only 2 grid cell"):
-        split(frame(n_cells=2), SplitParams(seed=0, validation=0.1, test=0.1))
+def test_topics_are_spread_over_the_splits(seed):
+    frame = frame_from(seed, n_cells=120, per_cell=1)
+    parts = split(frame, SplitParams(seed=0, validation=0.2, test=0.2, leak_threshold=0.5))
+    # every topic with at least 5 conversations reaches at least two splits
+    big = frame["topic"].value_counts()
+    for topic in big[big >= 5].index:
+        assert sum(topic in set(p["topic"]) for p in parts.values()) >= 2, topic
+
+
+def test_too_few_groups_is_a_clear_error(seed):
+    with pytest.raises(HiwarError, match="only 2 leak-free group"):
+        split(frame_from(seed, n_cells=2, per_cell=3), PARAMS)
+
+
+def test_split_loads_with_datasets_and_renders_through_a_chat_template(seed, tmp_path, bpe_tokenizer):
+    parts = split(frame_from(seed), PARAMS)
+    for name, part in parts.items():
+        write_parquet(tmp_path / f"{name}.parquet", part)
+    ds = datasets.load_dataset("parquet", data_files={s: str(tmp_path / f"{s}.parquet") for s in SPLITS})
+    row = ds["train"][0]
+    original = parts["train"].iloc[0]["messages"]
+    assert row["messages"] == [dict(m) for m in original]
+    assert render(bpe_tokenizer, row["messages"]).count("<|assistant|>") == len(original) // 2
+
+
+def test_dataset_card_reports_counts_and_leaks(seed):
+    parts = split(frame_from(seed), PARAMS)
+    card = dataset_card(parts, split_metrics(parts, 0.5), PARAMS)
+    assert f"| test | {len(parts['test'])} |" in card and "Leakage check: 0 cells and 0 near-duplicate pairs" in card

@@ -72,3 +72,45 @@ def grid_show(rows, template):
     except HiwarError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+@main.command()
+@click.option("--kept", "n_kept", default=2, show_default=True, help="Kept conversations to show.")
+@click.option("--rejected", "n_rejected", default=3, show_default=True, help="Rejected conversations to show.")
+@click.option("--reason", default=None, help="Show only rejections with this reason code.")
+@click.option("--seed", default=0, show_default=True, help="Which random sample.")
+@click.option("--rtl", type=click.Choice(["isolate", "visual", "plain"]), default=None,
+              help="How to show Arabic: isolate (terminals with bidi support), visual (reorder and join letters "
+                   "for terminals without it), plain. Default: isolate on a terminal, plain in a pipe.")
+@click.option("--dir", "clean_dir", default="data/clean", show_default=True, type=click.Path(file_okay=False))
+def inspect(n_kept, n_rejected, reason, seed, rtl, clean_dir):
+    """Show a sample of kept and rejected conversations from the clean stage, with reasons."""
+    from pathlib import Path
+
+    from hiwar.io import read_parquet
+    from hiwar.terminal import rtl_line
+
+    mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
+    try:
+        kept = read_parquet(Path(clean_dir) / "conversations.parquet", ["conversation_id", "messages"])
+        rejected = read_parquet(Path(clean_dir) / "rejected.parquet", ["conversation_id", "messages", "reasons"])
+    except HiwarError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if reason:
+        rejected = rejected[rejected["reasons"].map(lambda rs: reason in list(rs))]
+    label = {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"}
+    for title, frame, n in (("kept", kept, n_kept), ("rejected", rejected, n_rejected)):
+        sample = frame.sample(min(n, len(frame)), random_state=seed) if len(frame) else frame
+        click.secho(f"=== {title}: showing {len(sample)} of {len(frame)}", bold=True)
+        for row in sample.to_dict("records"):
+            reasons = ", ".join(row.get("reasons", []) if title == "rejected" else [])
+            click.secho(f"--- {row['conversation_id']}  {row.get('topic', '')}  {row.get('country', '')}"
+                        + (f"  reasons: {reasons}" if reasons else ""), fg="red" if reasons else "green")
+            messages = list(row["messages"])
+            if not messages and "raw_text" in row:
+                click.echo(rtl_line(str(row["raw_text"])[:400], mode))
+            for m in messages:
+                for i, line in enumerate(str(m["content"]).splitlines() or [""]):
+                    prefix = f"{label.get(m['role'], m['role'])}: " if i == 0 else ""
+                    click.echo(rtl_line(prefix + line, mode))

@@ -96,8 +96,22 @@ class CleanParams(Section):
     min_exchanges: int = Field(ge=1)
     max_exchanges: int = Field(ge=1)
     min_arabic_ratio: float = Field(ge=0, le=1)
+    max_latin_words: int = Field(ge=0)
     min_turn_chars: int = Field(ge=1)
     max_turn_chars: int = Field(ge=1)
+    repetition_ngram: int = Field(ge=1)
+    repetition_min_words: int = Field(ge=1)
+    max_repeated_ngram_ratio: float = Field(ge=0, le=1)
+    near_dup_threshold: float = Field(gt=0, le=1)
+    minhash_perm: int = Field(ge=16)
+    shingle_chars: int = Field(ge=1)
+
+    @field_validator("minhash_perm")
+    @classmethod
+    def _power_of_two(cls, value):
+        if value & (value - 1):
+            raise ValueError("must be a power of two (one-permutation MinHash bins)")
+        return value
 
 
 # --- split --------------------------------------------------------------------------------------------
@@ -107,6 +121,8 @@ class SplitParams(Section):
     seed: int
     validation: float = Field(gt=0, lt=1)
     test: float = Field(gt=0, lt=1)
+    # Conversations at least this similar (MinHash Jaccard on character n-grams) stay in one split.
+    leak_threshold: float = Field(gt=0, le=1)
 
     @model_validator(mode="after")
     def _leaves_train(self):

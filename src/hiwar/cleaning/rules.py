@@ -1,0 +1,100 @@
+"""The checks a parsed conversation must pass. Each returns reason codes; a conversation is kept only when
+no rule gives one. Thresholds come from params (`clean`); the phrase lists are data, here.
+
+Phrases are matched on `arabic.normalize`d, lower-cased text, so they are written in normalised form
+(no hamza on alef, ي for ى, no tashkeel).
+"""
+
+from __future__ import annotations
+
+import re
+
+from hiwar.arabic import arabic_ratio, latin_words, normalize
+from hiwar.params import CleanParams
+
+PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
+
+# An assistant turn that opens by declining.
+REFUSAL = re.compile("|".join(f"(?:{p})" for p in (
+    r"^(عذرا|اسف|اعتذر|للاسف)[^.؟!\n]{0,40}?(لا|لن) (استطيع|يمكنني|يسعني|اقدر)",
+    r"^(لا|لن) (استطيع|يمكنني|يسعني) (مساعدتك|المساعده|الاجابه|تقديم|الرد)",
+    r"^(i'?m sorry|sorry|i apologi[sz]e)\b.{0,60}?\b(can ?not|can'?t|am unable|won'?t)\b",
+    r"^i (can ?not|can'?t|am unable to|won'?t) (help|assist|answer|provide|do)\b",
+)))
+
+# Talk about being an AI, or about the dialogue-writing task, in any turn.
+META_TALK = re.compile("|".join(f"(?:{p})" for p in (
+    r"نموذجا? لغوي", r"نموذجا? (لغه|ذكاء)", r"(بصفتي|كوني|ك) ?ذكاء ?ا? اصطناعي",
+    r"(بصفتي|كوني) (مساعدا|نموذجا|برنامجا)", r"انا (مجرد )?(برنامج|نموذج|ذكاء اصطناعي)",
+    r"اليك (المحادثه|محادثه|الحوار)", r"المحادثه المطلوبه", r"نهايه (المحادثه|الحوار)",
+    r"\bas an ai\b", r"\blanguage model\b", r"\bas an assistant\b", r"\bhere is (the|a) (conversation|dialogue)\b",
+    r"\bend of (the )?(conversation|dialogue)\b",
+)))
+
+
+def match_key(text: str) -> str:
+    """The form texts are compared in: Arabic-normalised (teh marbuta included) and lower-cased."""
+    return normalize(text, teh_marbuta=True).lower()
+
+
+def repeated_ngram_ratio(key: str, n: int) -> float:
+    """Share of a text's word n-grams that repeat an earlier n-gram of the same text (given its match_key)."""
+    words = key.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+
+
+def structure(messages: list[dict], params: CleanParams) -> list[str]:
+    roles = [m["role"] for m in messages]
+    reasons = []
+    if len(roles) % 2 or any(role != ("user", "assistant")[i % 2] for i, role in enumerate(roles)):
+        reasons.append("bad_alternation")
+    exchanges = roles.count("assistant")
+    if exchanges < params.min_exchanges:
+        reasons.append("too_few_exchanges")
+    if exchanges > params.max_exchanges:
+        reasons.append("too_many_exchanges")
+    return reasons
+
+
+def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> list[str]:
+    reasons = set()
+    for m, key in zip(messages, keys):
+        text = m["content"].strip()
+        if text.lower() in PLACEHOLDERS:
+            reasons.add("empty_turn")
+            continue
+        if len(text) < params.min_turn_chars:
+            reasons.add("turn_too_short")
+        if len(text) > params.max_turn_chars:
+            reasons.add("turn_too_long")
+        if arabic_ratio(text) < params.min_arabic_ratio:
+            reasons.add("low_arabic_ratio")
+        elif len(latin_words(text)) > params.max_latin_words:
+            reasons.add("latin_leakage")
+        if len(key.split()) >= params.repetition_min_words and \
+                repeated_ngram_ratio(key, params.repetition_ngram) > params.max_repeated_ngram_ratio:
+            reasons.add("repetition")
+    answers = [key for m, key in zip(messages, keys) if m["role"] == "assistant"]
+    if len(set(answers)) < len(answers):
+        reasons.add("repetition")
+    return sorted(reasons)
+
+
+def refusal_and_meta(messages: list[dict], keys: list[str]) -> list[str]:
+    reasons = set()
+    for m, key in zip(messages, keys):
+        if m["role"] == "assistant" and REFUSAL.search(key):
+            reasons.add("refusal")
+        if META_TALK.search(key):
+            reasons.add("meta_talk")
+    return sorted(reasons)
+
+
+def check(messages: list[dict], params: CleanParams, keys: list[str] | None = None) -> list[str]:
+    """All reason codes that apply to a parsed conversation (empty when it passes). `keys` are the turns'
+    match_keys when the caller already has them."""
+    if not messages:
+        return ["unparseable"]
+    keys = keys if keys is not None else [match_key(m["content"]) for m in messages]
+    return sorted(structure(messages, params) + turn_content(messages, keys, params) + refusal_and_meta(messages, keys))
