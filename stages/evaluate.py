@@ -9,14 +9,11 @@ from hiwar.stage import run_stage
 
 
 def load(kind: str, name: str, spec, seed: int):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from hiwar.training import load_base
+    from hiwar.training import load_base, load_finetuned
 
     if kind == "base":
         return load_base(spec, seed)
-    path = f"models/finetuned/{name}"
-    return AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    return load_finetuned(f"models/finetuned/{name}", spec, seed)
 
 
 def main():

@@ -1,6 +1,10 @@
-"""Stage `finetune@<model>`: fine-tune one base model from params `finetune.models.<model>`."""
+"""Stage `finetune@<model>`: fine-tune one base model from params `finetune.models.<model>`.
 
-import tempfile
+Checkpoints go to checkpoints/<model>/ (outside the stage's outs, which DVC deletes before a rerun), so an
+interrupted run resumes where it stopped; they are removed once the model is saved.
+"""
+
+import shutil
 from pathlib import Path
 
 import click
@@ -25,10 +29,11 @@ def main(name):
 
     from hiwar.training import finetune
 
-    with atomic_path(f"models/finetuned/{name}") as out, tempfile.TemporaryDirectory() as work:
-        metrics, curve = finetune(spec, train, validation, out, Path(work), params.seed)
+    checkpoints = Path("checkpoints") / name
+    with atomic_path(f"models/finetuned/{name}") as out:
+        metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name)
     write_json(f"metrics/train/{name}.json", metrics)
-    write_json(f"plots/train/{name}.json", curve)
+    shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 
 from hiwar.io import atomic_path, read_parquet, write_json, write_parquet
 from hiwar.params import load_section
-from hiwar.splitting import dataset_card, split, split_metrics
+from hiwar.splitting import dataset_card, signatures, split, split_metrics
 from hiwar.stage import run_stage
 
 
 def main():
     params = load_section("split")
     frame = read_parquet("data/clean/conversations.parquet", ["conversation_id", "cell_id", "topic", "messages"])
-    parts = split(frame, params)
-    metrics = split_metrics(parts, params.leak_threshold)
+    sigs = signatures(frame)
+    parts = split(frame, params, sigs)
+    metrics = split_metrics(parts, params.leak_threshold, dict(zip(frame["conversation_id"], sigs)))
     for name, part in parts.items():
         write_parquet(f"data/split/{name}.parquet", part)
     with atomic_path("data/split/README.md") as tmp:

@@ -52,7 +52,7 @@ def repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("hiwar")
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
-        if name.startswith(("metrics/", "plots/")) or name == "dvc.lock":
+        if name.startswith(("metrics/", "dvclive/")) or name == "dvc.lock":
             continue  # the scratch run makes its own
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, repo / name)
@@ -73,7 +73,8 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
     for out in ["models/generator/tiny_generator/config.json", "models/base/tiny_aragpt2/tokenizer.json",
                 "data/grid.parquet", "data/raw/generations.parquet", "data/clean/rejected.parquet",
                 "data/split/test.parquet", "models/finetuned/tiny_aragpt2/adapter/adapter_config.json",
-                "models/finetuned/tiny_arabiangpt/chat_template.jinja", "data/eval/replies.parquet"]:
+                "models/finetuned/tiny_arabiangpt/chat_template.jinja", "data/eval/replies.parquet",
+                "data/split/README.md", "dvclive/tiny_aragpt2/plots/metrics/loss.tsv"]:
         assert (path / out).exists(), out
     clean = json.loads((path / "metrics/clean.json").read_text())
     assert clean["input"] == 120 == clean["kept"] + clean["rejected"]

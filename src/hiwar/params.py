@@ -146,6 +146,9 @@ class FinetuneModel(Section):
     lora_alpha: float = Field(gt=0)
     lora_dropout: float = Field(ge=0, lt=1)
     lora_target_modules: list[str] = Field(min_length=1)
+    merge: bool  # LoRA: also save the adapter merged into the base weights
+    packing: bool  # several conversations per row, without attention between them
+    save_steps: int = Field(ge=1)  # checkpoint interval; an interrupted run resumes from the last one
     trust_remote_code: bool
 
 

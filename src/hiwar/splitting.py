@@ -13,21 +13,25 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from hiwar.cleaning.dedup import NearDupIndex, conversation_text, near_duplicate_clusters
+from hiwar.cleaning.dedup import MinHasher, NearDupIndex, conversation_text, near_duplicate_clusters
 from hiwar.errors import HiwarError
 from hiwar.params import SplitParams
 
 SPLITS = ("train", "validation", "test")
 
 
-def _texts(frame: pd.DataFrame) -> list[str]:
-    return [conversation_text([dict(m) for m in messages]) for messages in frame["messages"]]
+def signatures(frame: pd.DataFrame) -> pd.Series:
+    """MinHash signature of every conversation, computed once for grouping and for the leak check."""
+    hasher = MinHasher(NearDupIndex.NUM_PERM, NearDupIndex.NGRAM)
+    texts = (conversation_text([dict(m) for m in messages]) for messages in frame["messages"])
+    return pd.Series([hasher.signature(t) for t in texts], index=frame.index)
 
 
-def leak_groups(frame: pd.DataFrame, threshold: float) -> pd.Series:
+def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series | None = None) -> pd.Series:
     """Group id per row: rows sharing a cell or a near-duplicate cluster share a group."""
     ids = list(frame["conversation_id"])
-    cluster = near_duplicate_clusters(ids, _texts(frame), threshold)
+    sigs = signatures(frame) if sigs is None else sigs
+    cluster = near_duplicate_clusters(ids, list(sigs), threshold)
     parent: dict[str, str] = {}
 
     def root(x):
@@ -45,8 +49,8 @@ def leak_groups(frame: pd.DataFrame, threshold: float) -> pd.Series:
     return pd.Series([root(f"conv:{cid}") for cid in ids], index=frame.index)
 
 
-def split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
-    groups = leak_groups(frame, params.leak_threshold)
+def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+    groups = leak_groups(frame, params.leak_threshold, sigs)
     if groups.nunique() < 3:
         raise HiwarError(f"split: only {groups.nunique()} leak-free group(s) of conversations passed cleaning; "
                          "need at least 3 for train/validation/test")
@@ -69,27 +73,28 @@ def split(frame: pd.DataFrame, params: SplitParams) -> dict[str, pd.DataFrame]:
     return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}
 
 
-def leaks(parts: dict[str, pd.DataFrame], threshold: float) -> dict:
-    """Cells and near-duplicate pairs found in more than one split, checked independently of the grouping."""
+def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray] | None = None) -> dict:
+    """Cells and near-duplicate pairs found in more than one split, checked independently of the grouping
+    (a fresh index over the finished splits). `sigs` maps conversation_id to a signature already computed."""
     cells = {name: set(part["cell_id"]) for name, part in parts.items()}
     shared_cells = set().union(*(cells[a] & cells[b] for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:]))
     index = NearDupIndex(threshold)
     split_of, crossing = {}, 0
     for name, part in parts.items():
-        for cid, text in zip(part["conversation_id"], _texts(part)):
-            signature = index.signature(text)
+        part_sigs = signatures(part) if sigs is None else [sigs[cid] for cid in part["conversation_id"]]
+        for cid, signature in zip(part["conversation_id"], part_sigs):
             crossing += sum(split_of[other] != name for other in index.matches(signature))
             index.add(cid, signature)
             split_of[cid] = name
     return {"cells_in_several_splits": len(shared_cells), "near_duplicate_pairs_across_splits": crossing}
 
 
-def split_metrics(parts: dict[str, pd.DataFrame], threshold: float) -> dict:
+def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray] | None = None) -> dict:
     return {
         "conversations": {name: int(len(part)) for name, part in parts.items()},
         "cells": {name: int(part["cell_id"].nunique()) for name, part in parts.items()},
         "topics": {name: int(part["topic"].nunique()) for name, part in parts.items()},
-        **leaks(parts, threshold),
+        **leaks(parts, threshold, sigs),
     }
 
 

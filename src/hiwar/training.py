@@ -1,11 +1,16 @@
 """Fine-tuning a base model on the generated conversations, with loss on assistant tokens only.
 
-Thin on purpose: the HF Trainer does the loop (seeding, length-grouped batches, bf16 where supported,
-multi-GPU under `accelerate launch`); hiwar supplies the chat format, the labels and the bookkeeping.
+Thin on purpose: the HF Trainer does the loop (seeding, length-grouped batches, checkpoints and resume,
+bf16 where supported, several GPUs under `accelerate launch`); hiwar supplies the chat format, the labels,
+packing and the bookkeeping.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +32,22 @@ def load_base(spec: FinetuneModel, seed: int):
     return tokenizer, model
 
 
+def load_finetuned(model_dir: str | Path, spec: FinetuneModel | None = None, seed: int = 0):
+    """A fine-tuned model directory: merged weights when present, else the base plus its LoRA adapter."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if any(model_dir.glob("*.safetensors")):
+        return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir)
+    from peft import PeftModel
+
+    if spec is None:
+        raise FileNotFoundError(f"{model_dir}: no merged weights; the base model's params are needed to load the adapter")
+    _, base = load_base(spec, seed)
+    return tokenizer, PeftModel.from_pretrained(base, model_dir / "adapter")
+
+
 def encode_split(tokenizer, frame: pd.DataFrame, max_length: int) -> tuple[list[dict], dict]:
     """Encoded examples plus counts of what truncation did (see chat_format.encode for the rule)."""
     examples, skipped, dropped = [], 0, 0
@@ -42,8 +63,36 @@ def encode_split(tokenizer, frame: pd.DataFrame, max_length: int) -> tuple[list[
                       "exchanges_dropped": dropped, "assistant_tokens": trained}
 
 
+def pack(examples: list[dict], max_length: int) -> list[dict]:
+    """Conversations packed into rows of at most `max_length` tokens (best fit, longest first).
+
+    Position ids restart at 0 for every conversation; the models build a block-diagonal causal mask from
+    them, so no token attends across conversations. The first label of every conversation is ignored
+    already (it is a user marker), so no target is predicted from the previous conversation either.
+    """
+    rows: list[dict] = []
+    free: list[tuple[int, int]] = []  # (space left, row index), sorted: the tightest row that fits wins
+    for ex in sorted(examples, key=lambda e: -len(e["input_ids"])):
+        n = len(ex["input_ids"])
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            space, index = free.pop(at)
+        else:
+            space, index = max_length, len(rows)
+            rows.append({"input_ids": [], "labels": [], "position_ids": []})
+        bisect.insort(free, (space - n, index))
+        row = rows[index]
+        row["input_ids"] += ex["input_ids"]
+        row["labels"] += ex["labels"]
+        row["position_ids"] += list(range(n))
+    return rows
+
+
 class PadCollator:
-    """Right-pads a batch; padded positions are masked out of attention and loss."""
+    """Right-pads a batch; padding is never attended to and never a target.
+
+    Packed rows carry position ids and no attention mask (the mask comes from the position ids; right
+    padding sits after every real token, so causal attention never reaches it)."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -53,11 +102,17 @@ class PadCollator:
         ids = torch.full((len(features), width), self.pad_id)
         labels = torch.full((len(features), width), IGNORE)
         mask = torch.zeros((len(features), width), dtype=torch.long)
+        positions = torch.arange(width).repeat(len(features), 1)
         for row, f in enumerate(features):
             n = len(f["input_ids"])
             ids[row, :n] = torch.tensor(f["input_ids"])
             labels[row, :n] = torch.tensor(f["labels"])
             mask[row, :n] = 1
+            if "position_ids" in f:
+                positions[row, :n] = torch.tensor(f["position_ids"])
+                positions[row, n:] = torch.arange(width - n)
+        if "position_ids" in features[0]:
+            return {"input_ids": ids, "labels": labels, "position_ids": positions, "use_cache": False}
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
@@ -74,9 +129,32 @@ def wrap_lora(model, tokenizer, spec: FinetuneModel):
     return get_peft_model(model, config)
 
 
+def fingerprint(spec: FinetuneModel, seed: int, train: pd.DataFrame) -> str:
+    """What a checkpoint belongs to: a checkpoint of other params or other data is never resumed."""
+    data = pd.util.hash_pandas_object(train["conversation_id"], index=False).values.tobytes() \
+        if "conversation_id" in train else str(len(train)).encode()
+    blob = json.dumps(spec.model_dump(), sort_keys=True).encode() + str(seed).encode() + data
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def prepare_checkpoints(work_dir: Path, key: str) -> str | None:
+    """The last checkpoint to resume from, after discarding checkpoints of a different run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    stamp = work_dir / "fingerprint"
+    if work_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+    return get_last_checkpoint(str(work_dir))
+
+
 def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame, out_dir: Path,
-             work_dir: Path, seed: int) -> tuple[dict, list[dict]]:
-    """Train, save to `out_dir`; return the metrics and the loss curve."""
+             work_dir: Path, seed: int, live_dir: Path | None = None, callbacks: list = ()) -> dict:
+    """Train, resuming from a checkpoint in `work_dir` if one of the same run exists, and save to `out_dir`.
+
+    Returns the metrics; DVCLive writes the loss curves under `live_dir`.
+    """
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_utils import set_seed
 
@@ -88,6 +166,9 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     train_examples, train_counts = encode_split(tokenizer, train, spec.max_length)
     eval_examples, eval_counts = encode_split(tokenizer, validation, spec.max_length)
+    if spec.packing:
+        train_counts["packed_rows"] = len(train_examples := pack(train_examples, spec.max_length))
+    resume = prepare_checkpoints(work_dir, fingerprint(spec, seed, train))
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -103,41 +184,58 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         data_seed=seed,
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch",
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=2,
         logging_steps=5,
         report_to="none",
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    callbacks = list(callbacks)
+    if live_dir is not None:
+        from dvclive import Live
+        from transformers.integrations import DVCLiveCallback
+
+        callbacks.append(DVCLiveCallback(live=Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)))
     trainer = Trainer(
         model=model, args=args, train_dataset=train_examples, eval_dataset=eval_examples,
-        data_collator=PadCollator(tokenizer.pad_token_id),
+        data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks,
     )
     start = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     final_eval = trainer.evaluate()
 
-    if spec.method == "lora":
-        model.save_pretrained(out_dir / "adapter")
-        model = model.merge_and_unload()
-    # Generation stops at the end-of-turn marker, which the model was trained to emit.
-    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(END)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    metrics = {
+    if trainer.is_world_process_zero():
+        save(model, tokenizer, spec, out_dir)
+    return {
         "method": spec.method,
         "train_loss": round(result.training_loss, 4),
         "eval_loss": round(final_eval["eval_loss"], 4),
         "steps": trainer.state.global_step,
+        "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
         "train_seconds": round(seconds, 1),
         "bf16": bf16,
+        "packing": spec.packing,
         "trainable_parameters": trainable,
         "train": train_counts,
         "validation": eval_counts,
     }
-    return metrics, [{"step": h["step"], "loss": round(h["loss"], 4)} for h in history]
+
+
+def save(model, tokenizer, spec: FinetuneModel, out_dir: Path) -> None:
+    """The tokenizer with its chat template, and the weights: a LoRA adapter (plus a merged copy when
+    `merge` is set) or the full model. Generation stops at the end-of-turn marker the model learnt."""
+    end_id = tokenizer.convert_tokens_to_ids(END)
+    if spec.method == "lora":
+        model.save_pretrained(out_dir / "adapter")
+        if not spec.merge:
+            tokenizer.save_pretrained(out_dir)
+            return
+        model = model.merge_and_unload()
+    model.generation_config.eos_token_id = end_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

@@ -74,7 +74,9 @@ def _lean(seed: int, signature: np.ndarray) -> LeanMinHash:
 class NearDupIndex:
     """Texts added so far, searchable for ones at least `threshold` similar."""
 
-    def __init__(self, threshold: float, num_perm: int = 128, ngram: int = 5, seed: int = 1):
+    NUM_PERM, NGRAM = 128, 5
+
+    def __init__(self, threshold: float, num_perm: int = NUM_PERM, ngram: int = NGRAM, seed: int = 1):
         self.threshold = threshold
         self.hasher = MinHasher(num_perm, ngram, seed)
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
@@ -97,9 +99,10 @@ class NearDupIndex:
         self.signatures[key] = signature
 
 
-def near_duplicate_clusters(keys: list[str], texts: list[str], threshold: float, num_perm: int = 128,
-                            ngram: int = 5) -> dict[str, str]:
-    """Cluster id (the first key of its cluster) for every key: connected components of similar pairs."""
+def near_duplicate_clusters(keys: list[str], signatures: list[np.ndarray], threshold: float,
+                            num_perm: int = NearDupIndex.NUM_PERM) -> dict[str, str]:
+    """Cluster id (the first key of its cluster) for every key: connected components of similar pairs,
+    given each key's MinHash signature."""
     position = {k: i for i, k in enumerate(keys)}
     parent = {k: k for k in keys}
 
@@ -109,9 +112,8 @@ def near_duplicate_clusters(keys: list[str], texts: list[str], threshold: float,
             k = parent[k]
         return k
 
-    index = NearDupIndex(threshold, num_perm, ngram)
-    for key, text in zip(keys, texts):
-        signature = index.signature(text)
+    index = NearDupIndex(threshold, num_perm)
+    for key, signature in zip(keys, signatures):
         for other in index.matches(signature):
             a, b = sorted((root(key), root(other)), key=position.get)
             parent[b] = a

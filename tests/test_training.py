@@ -1,0 +1,168 @@
+"""Fine-tuning: labels on three kinds of tokenizer, packing that changes nothing but speed, resume after
+an interruption, deterministic LoRA, merged and unmerged outputs."""
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, TrainerCallback
+
+from hiwar.chat_format import END, IGNORE, add_chat_format, encode
+from hiwar.params import FinetuneModel, StandIn
+from hiwar.standins import build_model, text_corpus, train_tokenizer
+from hiwar.training import PadCollator, finetune, load_finetuned, pack
+
+
+def decoded_runs(tokenizer, labels):
+    runs, current = [], []
+    for label in labels + [IGNORE]:
+        if label != IGNORE:
+            current.append(label)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    return runs
+
+
+def sentencepiece_style(texts):
+    """A Unigram tokenizer with SentencePiece's metaspace (▁) convention, as in Llama 2 or mT5."""
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=800, special_tokens=["<unk>", "</s>"],
+                                                            unk_token="<unk>", show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>")
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory, seed):
+    """A small GPT-2 stand-in saved as a base model (no chat format yet)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("base")
+    tokenizer = train_tokenizer(text_corpus(seed), 600)
+    spec = StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
+                   batch_size=1, learning_rate=1e-3)
+    build_model(spec, tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(seed):
+    frame = pd.DataFrame({"conversation_id": [c["id"] for c in seed.conversations],
+                          "messages": [c["messages"] for c in seed.conversations]})
+    return frame.iloc[:24], frame.iloc[24:28]
+
+
+def spec_for(base_dir, **changes):
+    base = dict(path=str(base_dir), method="full", learning_rate=1e-3, epochs=2, batch_size=4, grad_accum=1,
+                max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules=["c_attn"],
+                merge=True, packing=False, save_steps=2, trust_remote_code=False)
+    return FinetuneModel(**(base | changes))
+
+
+@pytest.mark.parametrize("kind", ["byte_level_bpe", "sentencepiece_unigram", "standin_reloaded"])
+def test_labels_decode_to_exactly_the_assistant_turns(kind, seed, bpe_tokenizer, base_dir, tmp_path):
+    if kind == "byte_level_bpe":
+        tokenizer = bpe_tokenizer
+    elif kind == "sentencepiece_unigram":
+        tokenizer = sentencepiece_style(text_corpus(seed))
+        add_chat_format(tokenizer)
+    else:  # the stand-in's own tokenizer, after a save/load round trip with its chat template
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        add_chat_format(tokenizer)
+        tokenizer.save_pretrained(tmp_path)
+        tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    for conv in seed.conversations[:12]:
+        enc = encode(tokenizer, conv["messages"], 10_000)
+        runs = decoded_runs(tokenizer, enc.labels)
+        expected = [m["content"] + END for m in conv["messages"] if m["role"] == "assistant"]
+        if kind == "sentencepiece_unigram":  # metaspace decoding drops the space a turn starts with
+            runs, expected = [r.strip() for r in runs], [e.strip() for e in expected]
+        assert runs == expected
+
+
+def test_packed_rows_give_the_same_loss_as_padded_batches(tiny_lm, bpe_tokenizer, seed):
+    examples = []
+    for conv in seed.conversations[:8]:  # short exchanges of varied length, so several fit in a row
+        user, answer = conv["messages"][:2]
+        messages = [dict(user, content=user["content"][:30]), dict(answer, content=answer["content"][:20 + 10 * len(examples)])]
+        enc = encode(bpe_tokenizer, messages, 128)
+        examples.append({"input_ids": enc.input_ids, "labels": enc.labels})
+    rows = pack(examples, 128)
+    assert len(rows) < len(examples)  # something was packed
+    collate = PadCollator(bpe_tokenizer.pad_token_id)
+    with torch.no_grad():
+        padded = tiny_lm(**collate(examples)).loss
+        packed = tiny_lm(**collate(rows)).loss
+    assert abs(padded.item() - packed.item()) < 1e-4
+
+
+class Interrupt(TrainerCallback):
+    """Stops the run with an error after `step` optimizer steps, as a kill would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(base_dir, data, tmp_path):
+    train, validation = data
+    spec = spec_for(base_dir)
+    finetune(spec, train, validation, tmp_path / "straight", tmp_path / "ck1", seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(spec, train, validation, tmp_path / "resumed", tmp_path / "ck2", seed=3, callbacks=[Interrupt(5)])
+    assert (tmp_path / "ck2" / "checkpoint-4").is_dir()
+    metrics = finetune(spec, train, validation, tmp_path / "resumed", tmp_path / "ck2", seed=3)
+    assert metrics["resumed_from_step"] == 4
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_checkpoints_of_other_params_are_not_resumed(base_dir, data, tmp_path):
+    train, validation = data
+    with pytest.raises(KeyboardInterrupt):
+        finetune(spec_for(base_dir), train, validation, tmp_path / "a", tmp_path / "ck", seed=3, callbacks=[Interrupt(3)])
+    metrics = finetune(spec_for(base_dir, learning_rate=2e-3), train, validation, tmp_path / "b", tmp_path / "ck", seed=3)
+    assert metrics["resumed_from_step"] == 0
+
+
+def test_lora_runs_with_the_same_seed_give_identical_adapters(base_dir, data, tmp_path):
+    train, validation = data
+    spec = spec_for(base_dir, method="lora", merge=False, epochs=1)
+    for run in ("one", "two"):
+        finetune(spec, train, validation, tmp_path / run, tmp_path / f"ck-{run}", seed=7)
+    a = load_file(str(tmp_path / "one/adapter/adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two/adapter/adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not any((tmp_path / "one").glob("*.safetensors"))  # merge: false keeps only the adapter
+    tokenizer, model = load_finetuned(tmp_path / "one", spec, seed=7)
+    assert tokenizer.chat_template and model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+
+
+def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_conversation):
+    train, validation = (frame.assign(messages=[m[:2] for m in frame["messages"]]) for frame in data)  # one exchange each
+    spec = spec_for(base_dir, method="lora", merge=True, epochs=1, packing=True, max_length=1024)
+    metrics = finetune(spec, train, validation, tmp_path / "out", tmp_path / "ck", seed=7)
+    assert metrics["train"]["packed_rows"] < metrics["train"]["examples"]
+    tokenizer, merged = load_finetuned(tmp_path / "out")
+    enc = encode(tokenizer, short_conversation, 10_000)
+    ids = torch.tensor([enc.input_ids])
+    from peft import PeftModel
+
+    from hiwar.training import load_base
+
+    _, base = load_base(spec, 7)
+    adapted = PeftModel.from_pretrained(base, tmp_path / "out" / "adapter")
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
