@@ -166,3 +166,22 @@ def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_c
     adapted = PeftModel.from_pretrained(base, tmp_path / "out" / "adapter")
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
+
+
+def test_chat_keeps_the_history_and_resets_it(base_dir, data, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import hiwar.evaluation
+    from hiwar.cli import main
+
+    train, validation = data
+    finetune(spec_for(base_dir, epochs=1), train, validation, tmp_path / "model", tmp_path / "ck", seed=1)
+    seen, real = [], hiwar.evaluation.generate_replies
+    monkeypatch.setattr(hiwar.evaluation, "generate_replies",
+                        lambda model, tok, histories, *a, **k: seen.append([m["role"] for m in histories[0]]) or
+                        real(model, tok, histories, *a, **k))
+    result = CliRunner().invoke(main, ["chat", str(tmp_path / "model"), "--max-new-tokens", "5", "--rtl", "plain"],
+                                input="ما عاصمة المغرب؟\nوما أشهر مدنها؟\n/reset\nشكرًا\n\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("المساعد: ") == 3
+    assert seen == [["user"], ["user", "assistant", "user"], ["user"]]

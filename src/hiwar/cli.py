@@ -114,3 +114,49 @@ def inspect(n_kept, n_rejected, reason, seed, rtl, clean_dir):
                 for i, line in enumerate(str(m["content"]).splitlines() or [""]):
                     prefix = f"{label.get(m['role'], m['role'])}: " if i == 0 else ""
                     click.echo(rtl_line(prefix + line, mode))
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--max-new-tokens", default=128, show_default=True)
+@click.option("--system", default=None, help="An optional system message that opens the conversation.")
+@click.option("--rtl", type=click.Choice(["isolate", "visual", "plain"]), default=None,
+              help="How to show Arabic replies (see `hiwar inspect --help`).")
+def chat(model_dir, max_new_tokens, system, rtl):
+    """Chat with a fine-tuned model in the terminal.
+
+    The conversation is rendered with the chat template saved beside the model, exactly as in training and
+    evaluation; replies are greedy and end at the model's end-of-turn marker. Type /reset to start over;
+    an empty line or Ctrl-D ends the chat. A LoRA model must have been saved with `merge: true`.
+    """
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from hiwar.evaluation import generate_replies
+    from hiwar.terminal import rtl_line
+    from hiwar.training import load_finetuned
+
+    mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
+    try:
+        tokenizer, model = load_finetuned(model_dir)
+    except FileNotFoundError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    model.eval()
+    opening = [{"role": "system", "content": system}] if system else []
+    history = list(opening)
+    click.secho(f"hiwar chat with {model_dir}: /reset starts over, an empty line ends", dim=True)
+    while True:
+        try:
+            text = click.prompt("أنت", prompt_suffix=" > ", default="", show_default=False).strip()
+        except click.Abort:
+            break
+        if not text:
+            break
+        if text == "/reset":
+            history = list(opening)
+            continue
+        history.append({"role": "user", "content": text})
+        reply = generate_replies(model, tokenizer, [history], max_new_tokens, batch_size=1, seed=0, progress=False)[0]
+        history.append({"role": "assistant", "content": reply})
+        click.echo(rtl_line(f"المساعد: {reply}", mode))

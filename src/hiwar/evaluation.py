@@ -74,14 +74,15 @@ def reply_prompts(conversations: list[list[dict]]) -> list[tuple[list[dict], str
 
 @torch.inference_mode()
 def generate_replies(model, tokenizer, histories: list[list[dict]], max_new_tokens: int, batch_size: int,
-                     seed: int) -> list[str]:
+                     seed: int, progress: bool = True) -> list[str]:
     """Greedy replies, batched with left padding; prompts keep their most recent tokens when too long."""
     torch.manual_seed(seed)
     context = context_length(model)
     end_id = tokenizer.convert_tokens_to_ids(END)
     room = context - max_new_tokens
     replies = []
-    for start in tqdm(range(0, len(histories), batch_size), desc="replies", unit="batch", dynamic_ncols=True):
+    for start in tqdm(range(0, len(histories), batch_size), desc="replies", unit="batch", dynamic_ncols=True,
+                      disable=not progress):
         rows = [tokenizer(render(tokenizer, h, add_generation_prompt=True), add_special_tokens=False)["input_ids"][-room:]
                 for h in histories[start:start + batch_size]]
         width = max(map(len, rows))
