@@ -4,7 +4,9 @@ Checkpoints go to checkpoints/<model>/ (outside the stage's outs, which DVC dele
 interrupted run resumes where it stopped; they are removed once the model is saved.
 """
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import click
@@ -30,6 +32,11 @@ def main(name):
     from hiwar.training import finetune
 
     checkpoints = Path("checkpoints") / name
+    # Under `accelerate launch` every process trains; only the main one (rank 0) writes outputs.
+    if int(os.environ.get("RANK", "0")) != 0:
+        with tempfile.TemporaryDirectory() as scratch:
+            finetune(spec, train, validation, Path(scratch), checkpoints, params.seed)
+        return
     with atomic_path(f"models/finetuned/{name}") as out:
         metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name)
     write_json(f"metrics/train/{name}.json", metrics)
