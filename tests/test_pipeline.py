@@ -17,7 +17,8 @@ import yaml
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2", "evaluate"]
+STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2", "evaluate",
+          "ratings"]
 
 
 def sh(cwd, *args, check=True):
@@ -82,6 +83,11 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
     for name in ("tiny_arabiangpt", "tiny_aragpt2"):
         for kind in ("base", "finetuned"):
             assert evaluate["models"][name][kind]["perplexity"] > 1
+            assert 0 <= evaluate["models"][name][kind]["chrf"] <= 100
+    assert json.loads((path / "metrics/ratings.json").read_text()) == {"status": "not rated"}
+    report = sh(path, "hiwar", "report")
+    assert "report.md written" in report.stdout and (path / "reports/perplexity_per_turn.png").exists()
+    assert "| tiny_aragpt2 | finetuned | lora |" in (path / "reports/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(repo):

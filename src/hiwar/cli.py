@@ -160,3 +160,83 @@ def chat(model_dir, max_new_tokens, system, rtl):
         reply = generate_replies(model, tokenizer, [history], max_new_tokens, batch_size=1, seed=0, progress=False)[0]
         history.append({"role": "assistant", "content": reply})
         click.echo(rtl_line(f"المساعد: {reply}", mode))
+
+
+@main.group()
+def rate():
+    """Blinded human evaluation: export sheets, import filled ones (see ratings/README.md)."""
+
+
+@rate.command("export")
+@click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
+def rate_export(out_dir):
+    """Write a blinded rating sheet (sheet.csv) and its key (key.csv) from the evaluate stage's replies."""
+    from pathlib import Path
+
+    from hiwar.evaluation import reply_prompts
+    from hiwar.io import atomic_path, read_parquet
+    from hiwar.params import load_section
+    from hiwar.rating import export_sheet
+
+    try:
+        params, evaluate = load_section("rate"), load_section("evaluate")
+        replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "reply"])
+        test = read_parquet("data/split/test.parquet", ["messages"]).head(evaluate.max_conversations)
+    except HiwarError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    histories = dict(enumerate(h for h, _ in reply_prompts([[dict(m) for m in ms] for ms in test["messages"]])))
+    sheet, key = export_sheet(replies, histories, params.criteria, params.sample, params.seed)
+    for name, frame in (("sheet.csv", sheet), ("key.csv", key)):
+        with atomic_path(Path(out_dir) / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    click.echo(f"{out_dir}/sheet.csv: {len(sheet)} replies to rate on {', '.join(params.criteria)} "
+               f"(1-{params.scale}); the key is in {out_dir}/key.csv")
+
+
+@rate.command("import")
+@click.argument("sheet", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rater", required=True, help="A short name for the rater (becomes filled/NAME.csv).")
+@click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
+def rate_import(sheet, rater, out_dir):
+    """Check a filled sheet against the key and store it for the `ratings` stage."""
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    from hiwar.params import load_section
+    from hiwar.rating import read_filled
+
+    params = load_section("rate")
+    key_path = Path(out_dir) / "key.csv"
+    if not key_path.is_file():
+        click.echo(f"error: {key_path}: not found (run `hiwar rate export` first)", err=True)
+        sys.exit(2)
+    try:
+        scores = read_filled(Path(sheet), pd.read_csv(key_path, dtype={"item": str}), params.criteria, params.scale)
+    except HiwarError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    target = Path(out_dir) / "filled" / f"{rater}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sheet, target)
+    click.echo(f"{target}: {len(scores)} scores from {rater}")
+
+
+@main.command()
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for report.md and its PNG charts.")
+def report(out):
+    """Write the evaluation as a Markdown table (model, method, perplexity, embedding score with CI, chrF,
+    human scores) with charts of perplexity per turn and embedding score per topic."""
+    from pathlib import Path
+
+    from hiwar.report import write_report
+
+    try:
+        path = write_report(Path("."), Path(out))
+    except HiwarError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"{path} written")

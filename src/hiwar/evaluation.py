@@ -31,39 +31,71 @@ def context_length(model) -> int:
 
 
 @torch.inference_mode()
-def sequence_nll(model, input_ids: list[int], labels: list[int], context: int) -> tuple[float, int]:
-    """Summed NLL and count of labelled tokens, in windows of `context` tokens that overlap by half.
+def token_nlls(model, input_ids: list[int], labels: list[int], context: int) -> np.ndarray:
+    """NLL of every labelled token (in order), in windows of `context` tokens that overlap by half.
 
     Each labelled token is scored once, in the first window that contains it with at least half a window of
     history (or in the first window, at the start of the sequence).
     """
     ids, targets = torch.tensor([input_ids]), torch.tensor([labels])
     stride = max(1, context // 2)
-    total, count, scored_until = 0.0, 0, 0
+    scores, scored_until = [], 0
     for begin in range(0, max(1, len(input_ids) - 1), stride):
         end = min(begin + context, len(input_ids))
-        window_targets = targets[:, begin:end].clone()
-        window_targets[:, : max(0, scored_until - begin)] = IGNORE  # scored in an earlier window
-        logits = model(input_ids=ids[:, begin:end]).logits
-        shifted = window_targets[:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), shifted.flatten(), ignore_index=IGNORE,
-                              reduction="sum")
-        total += nll.item()
-        count += int((shifted != IGNORE).sum())
+        window_targets = targets[0, begin:end].clone()
+        window_targets[: max(0, scored_until - begin)] = IGNORE  # scored in an earlier window
+        logits = model(input_ids=ids[:, begin:end]).logits[0, :-1].float()
+        shifted = window_targets[1:]
+        keep = shifted != IGNORE
+        scores.append(F.cross_entropy(logits[keep], shifted[keep], reduction="none").numpy())
         scored_until = end
         if end == len(input_ids):
             break
-    return total, count
+    return np.concatenate(scores) if scores else np.zeros(0)
 
 
-def perplexity(model, tokenizer, conversations: list[list[dict]]) -> dict:
+def sequence_nll(model, input_ids: list[int], labels: list[int], context: int) -> tuple[float, int]:
+    """Summed NLL and count of labelled tokens."""
+    nlls = token_nlls(model, input_ids, labels, context)
+    return float(nlls.sum()), len(nlls)
+
+
+def turn_of_label(labels: list[int]) -> list[int]:
+    """For every labelled token, the index of the assistant turn it belongs to (turns are the runs of
+    consecutive labelled tokens, each ending with the end-of-turn marker). Position 0 is never scored."""
+    turns, turn, inside = [], -1, False
+    for label in labels[1:]:
+        if label != IGNORE:
+            if not inside:
+                turn, inside = turn + 1, True
+            turns.append(turn)
+        else:
+            inside = False
+    return turns
+
+
+def _ppl(nlls) -> float:
+    return round(math.exp(float(np.mean(nlls))), 4)
+
+
+def perplexity(model, tokenizer, conversations: list[list[dict]], topics: list[str] | None = None) -> dict:
+    """Perplexity over assistant tokens: overall (token-weighted), per assistant-turn index and per topic."""
     context = context_length(model)
-    total, count = 0.0, 0
-    for messages in tqdm(conversations, desc="perplexity", unit="conv", dynamic_ncols=True):
+    topics = topics or ["all"] * len(conversations)
+    every, per_turn, per_topic = [], {}, {}
+    for messages, topic in tqdm(list(zip(conversations, topics)), desc="perplexity", unit="conv", dynamic_ncols=True):
         enc = encode(tokenizer, messages, max_length=10**9)
-        nll, n = sequence_nll(model, enc.input_ids, enc.labels, context)
-        total, count = total + nll, count + n
-    return {"perplexity": round(math.exp(total / count), 4), "mean_nll": round(total / count, 6), "tokens": count}
+        nlls = token_nlls(model, enc.input_ids, enc.labels, context)
+        every.append(nlls)
+        for nll, turn in zip(nlls, turn_of_label(enc.labels)):
+            per_turn.setdefault(turn + 1, []).append(nll)
+        per_topic.setdefault(topic, []).append(nlls)
+    nlls = np.concatenate(every)
+    return {
+        "perplexity": _ppl(nlls), "mean_nll": round(float(nlls.mean()), 6), "tokens": int(len(nlls)),
+        "perplexity_per_turn": {str(t): _ppl(v) for t, v in sorted(per_turn.items())},
+        "perplexity_per_topic": {t: _ppl(np.concatenate(v)) for t, v in sorted(per_topic.items())},
+    }
 
 
 def reply_prompts(conversations: list[list[dict]]) -> list[tuple[list[dict], str]]:
@@ -72,30 +104,42 @@ def reply_prompts(conversations: list[list[dict]]) -> list[tuple[list[dict], str
             if m["role"] == "assistant"]
 
 
+def chrf(replies: list[str], references: list[str]) -> float:
+    """Corpus chrF (character n-grams, sacrebleu): a lexical check that needs no word segmentation, so it
+    is safe for Arabic. 100 for identical texts."""
+    from sacrebleu.metrics import CHRF
+
+    return round(CHRF().corpus_score(list(replies), [list(references)]).score, 2)
+
+
 @torch.inference_mode()
 def generate_replies(model, tokenizer, histories: list[list[dict]], max_new_tokens: int, batch_size: int,
-                     seed: int, progress: bool = True) -> list[str]:
-    """Greedy replies, batched with left padding; prompts keep their most recent tokens when too long."""
+                     seed: int, progress: bool = True, stop_token: str = END) -> list[str]:
+    """Greedy replies, batched with left padding; prompts keep their most recent tokens when too long.
+    Generation stops at `stop_token` (hiwar's end-of-turn marker, or a baseline's own end token)."""
     torch.manual_seed(seed)
     context = context_length(model)
-    end_id = tokenizer.convert_tokens_to_ids(END)
+    end_id = tokenizer.convert_tokens_to_ids(stop_token)
     room = context - max_new_tokens
-    replies = []
-    for start in tqdm(range(0, len(histories), batch_size), desc="replies", unit="batch", dynamic_ncols=True,
+    prompts = [tokenizer(render(tokenizer, h, add_generation_prompt=True), add_special_tokens=False)["input_ids"][-room:]
+               for h in histories]
+    # Batches of similar length waste little on padding; replies go back to the input order.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    replies: list[str] = [""] * len(prompts)
+    for start in tqdm(range(0, len(order), batch_size), desc="replies", unit="batch", dynamic_ncols=True,
                       disable=not progress):
-        rows = [tokenizer(render(tokenizer, h, add_generation_prompt=True), add_special_tokens=False)["input_ids"][-room:]
-                for h in histories[start:start + batch_size]]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        batch = order[start:start + batch_size]
+        width = max(len(prompts[i]) for i in batch)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id)
         mask = torch.zeros_like(ids)
-        for r, row in enumerate(rows):
-            ids[r, width - len(row):] = torch.tensor(row)
-            mask[r, width - len(row):] = 1
+        for r, i in enumerate(batch):
+            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[r, width - len(prompts[i]):] = 1
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
                              eos_token_id=end_id, pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, width:]:
+        for i, row in zip(batch, out[:, width:]):
             stop = (row == end_id).nonzero()
-            replies.append(tokenizer.decode(row[: int(stop[0])] if len(stop) else row, skip_special_tokens=True).strip())
+            replies[i] = tokenizer.decode(row[: int(stop[0])] if len(stop) else row, skip_special_tokens=True).strip()
     return replies
 
 
@@ -139,3 +183,11 @@ def embedding_score(replies: np.ndarray, references: np.ndarray, baseline: float
         "embedding_score_rescaled_ci95": bootstrap_ci(rescaled, rounds, seed),
         "turns": int(len(cosines)),
     }
+
+
+def group_means(values: np.ndarray, keys: list) -> dict:
+    """Mean of `values` per key, keys sorted."""
+    groups: dict = {}
+    for value, key in zip(values, keys):
+        groups.setdefault(key, []).append(value)
+    return {str(k): round(float(np.mean(v)), 4) for k, v in sorted(groups.items())}

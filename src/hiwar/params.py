@@ -160,12 +160,29 @@ class FinetuneParams(Section):
 # --- evaluate -----------------------------------------------------------------------------------------
 
 
+class Baseline(Section):
+    path: str  # a local directory or hub id of an instruction-tuned model with its own chat template
+    trust_remote_code: bool
+
+
 class EvaluateParams(Section):
     seed: int
     max_conversations: int = Field(ge=1)
     max_new_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     encoder: str
+    bootstrap: int = Field(ge=10)
+    baselines: dict[str, Baseline]
+
+
+# --- rate (human evaluation) ----------------------------------------------------------------------------
+
+
+class RateParams(Section):
+    seed: int
+    sample: int = Field(ge=1)  # held-out turns per sheet; each comes with every model's reply
+    criteria: list[str] = Field(min_length=1)
+    scale: int = Field(ge=2)  # scores are integers from 1 to scale
     bootstrap: int = Field(ge=10)
 
 
@@ -177,6 +194,7 @@ SECTIONS: dict[str, type[Section]] = {
     "split": SplitParams,
     "finetune": FinetuneParams,
     "evaluate": EvaluateParams,
+    "rate": RateParams,
 }
 
 

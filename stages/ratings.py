@@ -1,0 +1,28 @@
+"""Stage `ratings`: agreement between human raters and mean scores per model, or "not rated"."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from hiwar.io import write_json
+from hiwar.params import load_section
+from hiwar.rating import agreement, read_filled
+from hiwar.stage import run_stage
+
+RATINGS = Path("ratings")
+
+
+def main():
+    params = load_section("rate")
+    sheets = sorted((RATINGS / "filled").glob("*.csv"))
+    if not sheets or not (RATINGS / "key.csv").is_file():
+        write_json("metrics/ratings.json", {"status": "not rated"})
+        print("ratings: not rated (no filled sheets in ratings/filled)")
+        return
+    key = pd.read_csv(RATINGS / "key.csv", dtype={"item": str})
+    ratings = {path.stem: read_filled(path, key, params.criteria, params.scale) for path in sheets}
+    write_json("metrics/ratings.json", agreement(ratings, key, params.criteria, params.bootstrap, params.seed))
+
+
+if __name__ == "__main__":
+    run_stage(main)
