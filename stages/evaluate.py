@@ -59,7 +59,9 @@ def main():
         topic_ppl = scores.pop("perplexity_per_topic")
         per_topic[variant] = [{"topic": t, "embedding_score_rescaled": v, "perplexity": topic_ppl[t]}
                               for t, v in group_means(rescaled, turn_topics).items()]
-        per_turn[variant] = [{"turn": int(t), "perplexity": v} for t, v in scores.pop("perplexity_per_turn").items()]
+        turn_embedding = group_means(rescaled, turn_index)
+        per_turn[variant] = [{"turn": int(t), "perplexity": v, "embedding_score_rescaled": turn_embedding.get(t)}
+                             for t, v in scores.pop("perplexity_per_turn").items()]
         results.setdefault("baselines" if kind == "baseline" else "models", {}).setdefault(name, {})[kind] = scores
         replies += [{"model": name, "kind": kind, "turn": i, "topic": topic, "reference": ref, "reply": text}
                     for i, ((_, ref), text, topic) in enumerate(zip(turns, texts, turn_topics))]

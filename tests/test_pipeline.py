@@ -45,6 +45,8 @@ def micro(params: dict) -> dict:
     params["evaluate"]["max_conversations"] = 3
     params["evaluate"]["max_new_tokens"] = 4
     params["evaluate"]["bootstrap"] = 50
+    # A fine-tuned model has its own chat template, so it can stand in for an instruction-tuned baseline.
+    params["evaluate"]["baselines"] = {"chat_model": {"path": "models/finetuned/tiny_arabiangpt", "trust_remote_code": False}}
     return params
 
 
@@ -84,6 +86,7 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
         for kind in ("base", "finetuned"):
             assert evaluate["models"][name][kind]["perplexity"] > 1
             assert 0 <= evaluate["models"][name][kind]["chrf"] <= 100
+    assert evaluate["baselines"]["chat_model"]["baseline"]["perplexity"] == evaluate["models"]["tiny_arabiangpt"]["finetuned"]["perplexity"]
     assert json.loads((path / "metrics/ratings.json").read_text()) == {"status": "not rated"}
     report = sh(path, "hiwar", "report")
     assert "report.md written" in report.stdout and (path / "reports/perplexity_per_turn.png").exists()
