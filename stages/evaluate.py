@@ -8,8 +8,17 @@ import numpy as np
 import pandas as pd
 
 from hiwar.chat_format import END
-from hiwar.evaluation import (chrf, embed, embedding_score, generate_replies, group_means, perplexity,
-                              random_pair_baseline, rescale, reply_prompts)
+from hiwar.evaluation import (
+    chrf,
+    embed,
+    embedding_score,
+    generate_replies,
+    group_means,
+    perplexity,
+    random_pair_baseline,
+    reply_prompts,
+    rescale,
+)
 from hiwar.io import read_parquet, write_json, write_parquet
 from hiwar.params import load_section
 from hiwar.stage import run_stage

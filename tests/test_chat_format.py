@@ -1,31 +1,19 @@
 import pytest
 
-from hiwar.chat_format import END, IGNORE, USER, assistant_spans, encode, render
-
-
-def trained_text(tokenizer, enc):
-    """Decode each run of consecutive labelled tokens separately."""
-    runs, current = [], []
-    for label in enc.labels + [IGNORE]:
-        if label != IGNORE:
-            current.append(label)
-        elif current:
-            runs.append(tokenizer.decode(current))
-            current = []
-    return runs
+from hiwar.chat_format import END, IGNORE, USER, assistant_spans, encode, render, trained_text
 
 
 def test_decoded_labels_are_exactly_the_assistant_turns_with_end_markers(bpe_tokenizer, short_conversation):
     enc = encode(bpe_tokenizer, short_conversation, max_length=10_000)
     expected = [m["content"] + END for m in short_conversation if m["role"] == "assistant"]
-    assert trained_text(bpe_tokenizer, enc) == expected
+    assert trained_text(bpe_tokenizer, enc.labels) == expected
 
 
 def test_seed_conversations_mask_correctly(bpe_tokenizer, seed):
     for conv in seed.conversations[:20]:
         messages = conv["messages"]
         enc = encode(bpe_tokenizer, messages, max_length=10_000)
-        assert trained_text(bpe_tokenizer, enc) == [m["content"] + END for m in messages if m["role"] == "assistant"]
+        assert trained_text(bpe_tokenizer, enc.labels) == [m["content"] + END for m in messages if m["role"] == "assistant"]
 
 
 def test_user_turns_and_markers_are_never_trained(bpe_tokenizer, short_conversation):
@@ -55,4 +43,4 @@ def test_truncation_drops_whole_exchanges_from_the_end(bpe_tokenizer, short_conv
 ])
 def test_system_message_is_context_not_target(bpe_tokenizer, messages):
     enc = encode(bpe_tokenizer, messages, max_length=10_000)
-    assert trained_text(bpe_tokenizer, enc) == ["زرقاء في النهار." + END]
+    assert trained_text(bpe_tokenizer, enc.labels) == ["زرقاء في النهار." + END]

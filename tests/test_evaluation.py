@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from hiwar.chat_format import encode
-from hiwar.evaluation import (bootstrap_ci, embed, embedding_score, perplexity, random_pair_baseline,
-                              sequence_nll)
+from hiwar.evaluation import embed, embedding_score, perplexity, random_pair_baseline, sequence_nll
+from hiwar.stats import bootstrap_ci
 
 
 def test_perplexity_equals_exp_of_the_models_own_masked_loss(tiny_lm, bpe_tokenizer, short_conversation):

@@ -3,9 +3,9 @@
 from hiwar.cleaning import clean
 from hiwar.generate import generate, summarize
 from hiwar.generation.fake import FakeBackend
+from hiwar.grid import build_grid
 from hiwar.params import CleanParams, GenerateParams, GridParams, SplitParams
 from hiwar.splitting import split, split_metrics
-from hiwar.grid import build_grid
 
 
 def test_fake_backend_through_clean_and_split(seed, params_data):

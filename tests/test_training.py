@@ -8,21 +8,10 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, TrainerCallback
 
-from hiwar.chat_format import END, IGNORE, add_chat_format, encode
+from hiwar.chat_format import END, add_chat_format, encode, trained_text
 from hiwar.params import FinetuneModel, StandIn
 from hiwar.standins import build_model, text_corpus, train_tokenizer
 from hiwar.training import PadCollator, finetune, load_finetuned, pack
-
-
-def decoded_runs(tokenizer, labels):
-    runs, current = [], []
-    for label in labels + [IGNORE]:
-        if label != IGNORE:
-            current.append(label)
-        elif current:
-            runs.append(tokenizer.decode(current))
-            current = []
-    return runs
 
 
 def sentencepiece_style(texts):
@@ -77,7 +66,7 @@ def test_labels_decode_to_exactly_the_assistant_turns(kind, seed, bpe_tokenizer,
         tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     for conv in seed.conversations[:12]:
         enc = encode(tokenizer, conv["messages"], 10_000)
-        runs = decoded_runs(tokenizer, enc.labels)
+        runs = trained_text(tokenizer, enc.labels)
         expected = [m["content"] + END for m in conv["messages"] if m["role"] == "assistant"]
         if kind == "sentencepiece_unigram":  # metaspace decoding drops the space a turn starts with
             runs, expected = [r.strip() for r in runs], [e.strip() for e in expected]

@@ -106,3 +106,16 @@ def encode(tokenizer, messages: list[dict], max_length: int) -> Encoded | None:
         dropped = sum(m["role"] == "assistant" for m in messages[keep:])
         return Encoded(enc["input_ids"], labels, dropped)
     return None
+
+
+def trained_text(tokenizer, labels: list[int]) -> list[str]:
+    """The text of each run of trained (labelled) tokens: what a model is taught, to check masks by eye
+    or in tests. For a correct mask it is every assistant turn followed by its end-of-turn marker."""
+    runs, current = [], []
+    for label in labels + [IGNORE]:
+        if label != IGNORE:
+            current.append(label)
+        elif current:
+            runs.append(tokenizer.decode(current))
+            current = []
+    return runs

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from hiwar.chat_format import END, IGNORE, encode, render
 from hiwar.errors import HiwarError
+from hiwar.stats import bootstrap_ci
 
 
 def context_length(model) -> int:
@@ -161,12 +162,6 @@ def random_pair_baseline(references: np.ndarray, seed: int) -> float:
     rng = np.random.default_rng(seed)
     partner = (np.arange(n) + rng.integers(1, n, size=n)) % n
     return float(np.mean(np.sum(references * references[partner], axis=1)))
-
-
-def bootstrap_ci(values: np.ndarray, rounds: int, seed: int) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
-    return [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])]
 
 
 def rescale(score, baseline: float):

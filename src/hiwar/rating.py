@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
+from hiwar.stats import bootstrap_ci
 
 KEY_COLUMNS = ["item", "model", "kind", "turn"]
 SHEET_COLUMNS = ["item", "context", "reply"]
@@ -84,12 +85,6 @@ def krippendorff_alpha_interval(table: pd.DataFrame) -> float:
     return float(1 - observed / expected) if expected else float("nan")
 
 
-def bootstrap_mean_ci(values: np.ndarray, rounds: int, seed: int) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
-    return [round(float(q), 3) for q in np.quantile(means, [0.025, 0.975])]
-
-
 def agreement(ratings: dict[str, pd.DataFrame], key: pd.DataFrame, criteria: list[str], rounds: int = 1000,
               seed: int = 0) -> dict:
     """Agreement per criterion and rater pair, and mean scores per model, from each rater's long ratings."""
@@ -122,7 +117,7 @@ def agreement(ratings: dict[str, pd.DataFrame], key: pd.DataFrame, criteria: lis
         per_item = group.groupby("item")["score"].mean().to_numpy()  # raters and criteria averaged per item
         result["models"][f"{model}_{kind}"] = {
             "mean_score": round(float(per_item.mean()), 3),
-            "mean_score_ci95": bootstrap_mean_ci(per_item, rounds, seed),
+            "mean_score_ci95": bootstrap_ci(per_item, rounds, seed),
             "items": int(len(per_item)),
             "per_criterion": {c: round(float(g["score"].mean()), 3) for c, g in group.groupby("criterion")},
         }

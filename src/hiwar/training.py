@@ -195,8 +195,9 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     )
     callbacks = list(callbacks)
     if live_dir is not None:
-        from dvclive import Live
         from transformers.integrations import DVCLiveCallback
+
+        from dvclive import Live
 
         callbacks.append(DVCLiveCallback(live=Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)))
     trainer = Trainer(
