@@ -10,7 +10,18 @@ import click
 from hiwar.errors import HiwarError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Group(click.Group):
+    """Turns a HiwarError in any command below into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HiwarError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hiwar")
 def main():
     """hiwar (حوار): Arabic multi-turn dialogue datasets from an LLM, and proof of whether they help.
@@ -59,19 +70,15 @@ def grid_show(rows, template):
     from hiwar.params import load_section
     from hiwar.seed import load_seed
 
-    try:
-        grid_params, gen = load_section("grid"), load_section("generate")
-        seed = load_seed()
-        frame = build_grid(grid_params, seed)
-        click.echo(f"{len(frame)} conversations over {frame['cell_id'].nunique()} cells "
-                   f"({frame['topic'].nunique()} topics, {frame['country'].nunique()} countries)\n")
-        for row in frame.head(rows).itertuples():
-            click.secho(f"--- {row.conversation_id}  cell {row.cell_id}  exchanges {row.exchanges}  persona {row.persona}",
-                        fg="cyan")
-            click.echo(render_row(row, template or gen.template, seed, grid_params.personas))
-    except HiwarError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    grid_params, gen = load_section("grid"), load_section("generate")
+    seed = load_seed()
+    frame = build_grid(grid_params, seed)
+    click.echo(f"{len(frame)} conversations over {frame['cell_id'].nunique()} cells "
+               f"({frame['topic'].nunique()} topics, {frame['country'].nunique()} countries)\n")
+    for row in frame.head(rows).itertuples():
+        click.secho(f"--- {row.conversation_id}  cell {row.cell_id}  exchanges {row.exchanges}  persona {row.persona}",
+                    fg="cyan")
+        click.echo(render_row(row, template or gen.template, seed, grid_params.personas))
 
 
 @main.command()
@@ -91,12 +98,8 @@ def inspect(n_kept, n_rejected, reason, seed, rtl, clean_dir):
     from hiwar.terminal import rtl_line
 
     mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
-    try:
-        kept = read_parquet(Path(clean_dir) / "conversations.parquet", ["conversation_id", "messages"])
-        rejected = read_parquet(Path(clean_dir) / "rejected.parquet", ["conversation_id", "messages", "reasons"])
-    except HiwarError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    kept = read_parquet(Path(clean_dir) / "conversations.parquet", ["conversation_id", "messages"])
+    rejected = read_parquet(Path(clean_dir) / "rejected.parquet", ["conversation_id", "messages", "reasons"])
     if reason:
         rejected = rejected[rejected["reasons"].map(lambda rs: reason in list(rs))]
     label = {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"}
@@ -137,11 +140,7 @@ def chat(model_dir, max_new_tokens, system, rtl):
     from hiwar.training import load_finetuned
 
     mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
-    try:
-        tokenizer, model = load_finetuned(model_dir)
-    except FileNotFoundError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    tokenizer, model = load_finetuned(model_dir)
     model.eval()
     opening = [{"role": "system", "content": system}] if system else []
     history = list(opening)
@@ -178,13 +177,9 @@ def rate_export(out_dir):
     from hiwar.params import load_section
     from hiwar.rating import export_sheet
 
-    try:
-        params, evaluate = load_section("rate"), load_section("evaluate")
-        replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "reply"])
-        test = read_parquet("data/split/test.parquet", ["messages"]).head(evaluate.max_conversations)
-    except HiwarError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    params, evaluate = load_section("rate"), load_section("evaluate")
+    replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "reply"])
+    test = read_parquet("data/split/test.parquet", ["messages"]).head(evaluate.max_conversations)
     histories = dict(enumerate(h for h, _ in reply_prompts([[dict(m) for m in ms] for ms in test["messages"]])))
     sheet, key = export_sheet(replies, histories, params.criteria, params.sample, params.seed)
     for name, frame in (("sheet.csv", sheet), ("key.csv", key)):
@@ -211,13 +206,8 @@ def rate_import(sheet, rater, out_dir):
     params = load_section("rate")
     key_path = Path(out_dir) / "key.csv"
     if not key_path.is_file():
-        click.echo(f"error: {key_path}: not found (run `hiwar rate export` first)", err=True)
-        sys.exit(2)
-    try:
-        scores = read_filled(Path(sheet), pd.read_csv(key_path, dtype={"item": str}), params.criteria, params.scale)
-    except HiwarError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        raise HiwarError(f"{key_path}: not found (run `hiwar rate export` first)")
+    scores = read_filled(Path(sheet), pd.read_csv(key_path, dtype={"item": str}), params.criteria, params.scale)
     target = Path(out_dir) / "filled" / f"{rater}.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sheet, target)
@@ -234,9 +224,4 @@ def report(out):
 
     from hiwar.report import write_report
 
-    try:
-        path = write_report(Path("."), Path(out))
-    except HiwarError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"{path} written")
+    click.echo(f"{write_report(Path('.'), Path(out))} written")

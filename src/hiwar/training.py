@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from hiwar.chat_format import END, IGNORE, ROLE_TOKENS, add_chat_format, encode
+from hiwar.errors import HiwarError
 from hiwar.params import FinetuneModel
 
 
@@ -43,7 +44,8 @@ def load_finetuned(model_dir: str | Path, spec: FinetuneModel | None = None, see
     from peft import PeftModel
 
     if spec is None:
-        raise FileNotFoundError(f"{model_dir}: no merged weights; the base model's params are needed to load the adapter")
+        raise HiwarError(f"{model_dir}: no merged weights (a LoRA adapter only); set `merge: true` for this model, "
+                         "or load it with its base model's params")
     _, base = load_base(spec, seed)
     return tokenizer, PeftModel.from_pretrained(base, model_dir / "adapter")
 
