@@ -9,7 +9,7 @@ from hiwar.stage import run_stage
 def main():
     params = load_section("clean")
     raw = read_parquet("data/raw/generations.parquet", ["conversation_id", "raw_text", "finish_reason"])
-    kept, rejected, metrics = clean(raw, params)
+    kept, rejected, metrics = clean(raw, params, progress=True)
     write_parquet("data/clean/conversations.parquet", kept)
     write_parquet("data/clean/rejected.parquet", rejected)
     write_json("metrics/clean.json", metrics)
