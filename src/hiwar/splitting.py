@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from hiwar.cleaning.dedup import MinHasher, NearDupIndex, conversation_text, near_duplicate_clusters
+from hiwar.cleaning.dedup import MinHasher, NearDupIndex, UnionFind, conversation_text, near_duplicate_clusters
 from hiwar.errors import HiwarError
 from hiwar.params import SplitParams
 
@@ -32,21 +32,11 @@ def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series | None = 
     ids = list(frame["conversation_id"])
     sigs = signatures(frame) if sigs is None else sigs
     cluster = near_duplicate_clusters(ids, list(sigs), threshold)
-    parent: dict[str, str] = {}
-
-    def root(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    components = UnionFind()
     for cid, cell in zip(ids, frame["cell_id"]):
-        for link in (f"cell:{cell}", f"near:{cluster[cid]}"):
-            a, b = root(f"conv:{cid}"), root(link)
-            if a != b:
-                parent[a] = b
-    return pd.Series([root(f"conv:{cid}") for cid in ids], index=frame.index)
+        components.union(f"conv:{cid}", f"cell:{cell}")
+        components.union(f"conv:{cid}", f"near:{cluster[cid]}")
+    return pd.Series([components.find(f"conv:{cid}") for cid in ids], index=frame.index)
 
 
 def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series | None = None) -> dict[str, pd.DataFrame]:

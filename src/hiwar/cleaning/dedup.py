@@ -99,23 +99,35 @@ class NearDupIndex:
         self.signatures[key] = signature
 
 
+class UnionFind:
+    """Connected components; a component is named by its earliest-added member."""
+
+    def __init__(self):
+        self.parent: dict = {}
+        self.rank: dict = {}  # insertion order
+
+    def find(self, x):
+        if x not in self.parent:
+            self.parent[x], self.rank[x] = x, len(self.rank)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a, b) -> None:
+        a, b = sorted((self.find(a), self.find(b)), key=self.rank.get)
+        self.parent[b] = a
+
+
 def near_duplicate_clusters(keys: list[str], signatures: list[np.ndarray], threshold: float,
                             num_perm: int = NearDupIndex.NUM_PERM) -> dict[str, str]:
     """Cluster id (the first key of its cluster) for every key: connected components of similar pairs,
     given each key's MinHash signature."""
-    position = {k: i for i, k in enumerate(keys)}
-    parent = {k: k for k in keys}
-
-    def root(k):
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    components = UnionFind()
     index = NearDupIndex(threshold, num_perm)
     for key, signature in zip(keys, signatures):
+        components.find(key)
         for other in index.matches(signature):
-            a, b = sorted((root(key), root(other)), key=position.get)
-            parent[b] = a
+            components.union(other, key)
         index.add(key, signature)
-    return {k: root(k) for k in keys}
+    return {k: components.find(k) for k in keys}
