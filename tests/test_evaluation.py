@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from hiwar.chat_format import encode
-from hiwar.evaluation import embed, embedding_score, perplexity, random_pair_baseline, sequence_nll
+from hiwar.evaluation import embed, embedding_score, perplexity, random_pair_baseline, token_nlls
 from hiwar.stats import bootstrap_ci
 
 
@@ -21,7 +21,8 @@ def test_sliding_window_scores_every_labelled_token_once(tiny_lm, bpe_tokenizer,
     messages = max((c["messages"] for c in seed.conversations), key=lambda m: sum(len(t["content"]) for t in m))
     enc = encode(bpe_tokenizer, messages, 10_000)
     assert len(enc.input_ids) > 3 * 64
-    nll, count = sequence_nll(tiny_lm, enc.input_ids, enc.labels, context=64)
+    nlls = token_nlls(tiny_lm, enc.input_ids, enc.labels, context=64)
+    nll, count = float(nlls.sum()), len(nlls)
     assert count == sum(l != -100 for l in enc.labels[1:])
     # Independent check: a plain loop that scores each labelled token from the 32 tokens before it
     # (the history the half-overlapping windows guarantee, or less at the very start).
@@ -69,7 +70,7 @@ def test_identical_arabic_strings_score_chrf_100_and_different_ones_less():
 
 
 def test_per_turn_perplexity_uses_each_turns_tokens(tiny_lm, bpe_tokenizer, short_conversation):
-    from hiwar.evaluation import token_nlls, turn_of_label
+    from hiwar.evaluation import turn_of_label
 
     scores = perplexity(tiny_lm, bpe_tokenizer, [short_conversation], ["travel"])
     enc = encode(bpe_tokenizer, short_conversation, 10_000)

@@ -108,14 +108,19 @@ def encode(tokenizer, messages: list[dict], max_length: int) -> Encoded | None:
     return None
 
 
-def trained_text(tokenizer, labels: list[int]) -> list[str]:
-    """The text of each run of trained (labelled) tokens: what a model is taught, to check masks by eye
-    or in tests. For a correct mask it is every assistant turn followed by its end-of-turn marker."""
+def label_runs(labels: list[int]) -> list[list[int]]:
+    """The runs of consecutive trained (labelled) token ids; for a correct mask, one run per assistant turn."""
     runs, current = [], []
     for label in labels + [IGNORE]:
         if label != IGNORE:
             current.append(label)
         elif current:
-            runs.append(tokenizer.decode(current))
+            runs.append(current)
             current = []
     return runs
+
+
+def trained_text(tokenizer, labels: list[int]) -> list[str]:
+    """The text of each run of trained tokens: what a model is taught, to check masks by eye or in tests.
+    For a correct mask it is every assistant turn followed by its end-of-turn marker."""
+    return [tokenizer.decode(run) for run in label_runs(labels)]

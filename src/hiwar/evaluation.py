@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from hiwar.chat_format import END, IGNORE, encode, render
+from hiwar.chat_format import END, IGNORE, encode, label_runs, render
 from hiwar.errors import HiwarError
 from hiwar.stats import bootstrap_ci
 
@@ -55,24 +55,10 @@ def token_nlls(model, input_ids: list[int], labels: list[int], context: int) -> 
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
-def sequence_nll(model, input_ids: list[int], labels: list[int], context: int) -> tuple[float, int]:
-    """Summed NLL and count of labelled tokens."""
-    nlls = token_nlls(model, input_ids, labels, context)
-    return float(nlls.sum()), len(nlls)
-
-
 def turn_of_label(labels: list[int]) -> list[int]:
-    """For every labelled token, the index of the assistant turn it belongs to (turns are the runs of
-    consecutive labelled tokens, each ending with the end-of-turn marker). Position 0 is never scored."""
-    turns, turn, inside = [], -1, False
-    for label in labels[1:]:
-        if label != IGNORE:
-            if not inside:
-                turn, inside = turn + 1, True
-            turns.append(turn)
-        else:
-            inside = False
-    return turns
+    """For every scored token (labelled, position 0 excluded as nothing predicts it), the index of the
+    assistant turn it belongs to, in the order token_nlls returns them."""
+    return [turn for turn, run in enumerate(label_runs(labels[1:])) for _ in run]
 
 
 def _ppl(nlls) -> float:
