@@ -1,25 +1,37 @@
-"""Stage `generate`: render each grid row's prompt and generate a dialogue with the configured backend."""
+"""Stage `generate`: render each grid row's prompt, answer it from the response cache or the configured
+backend, and write one raw row per grid row. Fails, writing no output, when too many requests got no answer
+(every answer received is cached by then, so a rerun sends only what is missing)."""
 
 import time
 
-from hiwar.generate import generate, summarize
+from hiwar.generate import check_failure_rate, failure_table, generate, summarize
 from hiwar.generation import get_backend
+from hiwar.errors import HiwarError
+from hiwar.generation.cache import ResponseCache
 from hiwar.grid import COLUMNS
-from hiwar.io import read_parquet, write_json, write_parquet
+from hiwar.io import read_parquet, write_json, write_jsonl, write_parquet
 from hiwar.params import load_section
 from hiwar.seed import load_seed
 from hiwar.stage import run_stage
+
+FAILURES = "logs/generate-failures.jsonl"
 
 
 def main():
     params = load_section("generate")
     grid_params = load_section("grid")
     grid = read_parquet("data/grid.parquet", COLUMNS)
+    cache = ResponseCache(params.cache_dir)
     backend = get_backend(params)
     start = time.perf_counter()
-    raw = generate(grid, backend, params, grid_params, load_seed())
+    raw, accounting = generate(grid, backend, params, grid_params, load_seed(), cache)
+    metrics = summarize(raw, accounting, time.perf_counter() - start, backend.endpoint_stats())
+    write_jsonl(FAILURES, failure_table(raw).to_dict("records"))
+    message = check_failure_rate(raw, params.max_failure_rate)
+    if message:
+        raise HiwarError(f"{message} Each failed request with its last error: {FAILURES}")
     write_parquet("data/raw/generations.parquet", raw)
-    write_json("metrics/generate.json", summarize(raw, time.perf_counter() - start))
+    write_json("metrics/generate.json", metrics)
 
 
 if __name__ == "__main__":

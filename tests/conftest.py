@@ -68,3 +68,29 @@ def short_conversation():
         {"role": "user", "content": "وهل أحتاج إلى مرشد؟"},
         {"role": "assistant", "content": "يُستحسن ذلك، فالمرشدون المحليون يعرفون الدروب والمخيمات."},
     ]
+
+
+@pytest.fixture
+def loopback(tmp_path):
+    """Start OpenAI-compatible loopback servers (hiwar.loopback) in subprocesses: loopback(**options) gives
+    (base_url, log_path, process). Every server is killed when the test ends."""
+    import subprocess
+    import sys
+
+    started = []
+
+    def start(name="loopback", **options):
+        log = tmp_path / f"{name}-{len(started)}.jsonl"
+        args = [sys.executable, "-m", "hiwar.loopback", "--port", "0", "--log", str(log), "--name", name]
+        for option, value in options.items():
+            args += [f"--{option.replace('_', '-')}", str(value)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        started.append(proc)
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), f"loopback server did not start: {line!r}"
+        return line.split()[-1], log, proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()

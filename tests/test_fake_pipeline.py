@@ -1,26 +1,28 @@
 """The fake backend drives generate -> clean -> split in process, with no model at all."""
 
 from hiwar.cleaning import clean
-from hiwar.generate import generate, summarize
+from hiwar.generate import generate, plan_requests, summarize
+from hiwar.generation.cache import ResponseCache
 from hiwar.generation.fake import FakeBackend
 from hiwar.grid import build_grid
 from hiwar.params import CleanParams, GenerateParams, GridParams, SplitParams
 from hiwar.splitting import split, split_metrics
 
 
-def test_fake_backend_through_clean_and_split(seed, params_data):
+def test_fake_backend_through_clean_and_split(seed, params_data, tmp_path):
     grid_params = GridParams.model_validate(dict(params_data["grid"], conversations=120))
     gen_params = GenerateParams.model_validate(dict(params_data["generate"], backend="fake"))
     grid = build_grid(grid_params, seed)
     backend = FakeBackend(gen_params)
 
-    raw = generate(grid, backend, gen_params, grid_params, seed)
+    raw, accounting = generate(grid, backend, gen_params, grid_params, seed, ResponseCache(tmp_path / "cache"))
 
-    # The backend saw every rendered prompt once, in grid order, with the grid's request seeds.
+    # The backend saw every rendered prompt once, in grid order, each with the seed its cache key gives.
     requests = [r for call in backend.calls for r in call]
-    assert [r.seed for r in requests] == list(grid["request_seed"])
+    planned = plan_requests(grid, gen_params, grid_params, seed, "fake", None)
+    assert [r.seed for r in requests] == list(planned["request_seed"])
     assert all(r.prompt.startswith("<|prompt|>") for r in requests)
-    assert summarize(raw, 1.0)["succeeded"] == 120 and raw["generator"].eq("fake").all()
+    assert summarize(raw, accounting, 1.0)["succeeded"] == 120 and raw["generator"].eq("fake").all()
 
     kept, rejected, metrics = clean(raw, CleanParams.model_validate(params_data["clean"]))
     assert metrics["kept"] + metrics["rejected"] == 120

@@ -79,7 +79,74 @@ def grid_show(rows, template):
     for row in frame.head(rows).itertuples():
         click.secho(f"--- {row.conversation_id}  cell {row.cell_id}  exchanges {row.exchanges}  persona {row.persona}",
                     fg="cyan")
-        click.echo(render_row(row, template or gen.template, seed, grid_params.personas))
+        click.echo(render_row(row, gen.model_copy(update={"template": template}) if template else gen, seed,
+                              grid_params.personas))
+
+
+@main.group()
+def cache():
+    """The generation response cache (generate.cache_dir): look at it, share it through the DVC remote.
+
+    Every answer a generator gave is kept there, keyed by model, revision, decoding params, prompt and sample
+    index. `push` on one machine and `pull` on another, and `dvc repro` there sends only what is missing.
+    """
+
+
+def _cache_dir(directory):
+    from hiwar.params import load_section
+
+    return directory or load_section("generate").cache_dir
+
+
+@cache.command("status")
+@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+def cache_status(directory):
+    """Count answers, segments and torn records (from a killed run) in the cache."""
+    from pathlib import Path
+
+    from hiwar.generation.cache import ResponseCache
+
+    path = Path(_cache_dir(directory))
+    store = ResponseCache(path)
+    segments = sorted(path.glob("*.jsonl"))
+    size = sum(s.stat().st_size for s in segments)
+    models = sorted({f"{r['model']}@{r['revision']}" for r in store.records.values()})
+    click.echo(f"{path}: {len(store)} answers in {len(segments)} segment(s), {size / 1e6:.1f} MB, "
+               f"{len(store.torn)} torn record(s)")
+    for model in models:
+        click.echo(f"  {model}")
+
+
+def _dvc(*args) -> None:
+    import subprocess
+
+    click.secho("$ dvc " + " ".join(args), fg="cyan", err=True)
+    if subprocess.call(["dvc", *args]) != 0:
+        raise HiwarError(f"`dvc {' '.join(args)}` failed (see its message above)")
+
+
+@cache.command("push")
+@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+def cache_push(remote, directory):
+    """Track the cache with DVC (`dvc add`) and push it; commit the .dvc file it writes."""
+    path = _cache_dir(directory)
+    _dvc("add", path)
+    _dvc("push", f"{path}.dvc", *(["-r", remote] if remote else []))
+    click.echo(f"pushed; now `git add {path}.dvc && git commit` so other machines can `hiwar cache pull`")
+
+
+@cache.command("pull")
+@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+def cache_pull(remote, directory):
+    """Fetch the cache that `hiwar cache push` shared (its .dvc file must be committed)."""
+    from pathlib import Path
+
+    path = _cache_dir(directory)
+    if not Path(f"{path}.dvc").is_file():
+        raise HiwarError(f"{path}.dvc: file not found (expected the file `hiwar cache push` writes; git pull first)")
+    _dvc("pull", f"{path}.dvc", *(["-r", remote] if remote else []))
 
 
 @main.command()

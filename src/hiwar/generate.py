@@ -1,61 +1,186 @@
-"""The generation stage's library side: grid rows -> rendered prompts -> backend -> raw rows with provenance.
+"""The generation stage's library side: grid rows -> rendered prompts -> cache or backend -> raw rows.
 
-Every grid row comes back as exactly one raw row, whatever happened to it; failures carry their reason.
+Every grid row comes back as exactly one raw row, whatever happened to it: an answer (fresh or from the
+cache) or a failure with its last error. Each request's cache key hashes the model id and revision, the
+decoding params, the rendered prompt and the sample index; its sampling seed derives from that key, so the
+same grid asks the same questions with the same seeds on any machine, in any batch, in any order.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections import Counter
 
 import pandas as pd
+from tqdm import tqdm
 
-from hiwar.generation import Backend, Request
+from hiwar.generation import Backend, Request, Result
+from hiwar.generation.cache import ResponseCache, request_key
 from hiwar.params import GenerateParams, GridParams
-from hiwar.prompts import render_prompt
+from hiwar.prompts import CHAT_TEMPLATE, format_dialogue, render_prompt
 from hiwar.seed import Seed
 
+DECODING = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
+RAW_COLUMNS = ["generator", "revision", "template", "prompt", "prompt_hash", "request_key", "raw_text",
+               "finish_reason", "error", "tokens_in", "tokens_out"]
 
-def render_row(row, template: str, seed: Seed, personas: dict[str, str]) -> str:
+
+def few_shot_examples(seed: Seed, topic: str, k: int, salt: str) -> list[str]:
+    """k seed conversations, those on the same topic first, in an order fixed by `salt` (the row's id)."""
+    if k == 0:
+        return []
+    rank = sorted(seed.conversations, key=lambda c: (
+        c["topic"] != topic, hashlib.sha256(f"{salt}:{c['id']}".encode()).hexdigest()))
+    return [format_dialogue(c["messages"]) for c in rank[:k]]
+
+
+def render_row(row, params: GenerateParams, seed: Seed, personas: dict[str, str]) -> str:
     topic = seed.topics.loc[row.topic]
     return render_prompt(
-        template,
+        params.template,
         topic_ar=topic.name_ar,
         topic_description=topic.description_ar,
         country_ar=seed.countries.loc[row.country].name_ar,
         persona_ar=personas.get(row.persona),
         exchanges=int(row.exchanges),
+        examples=few_shot_examples(seed, row.topic, params.few_shot, row.conversation_id),
     )
 
 
-def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_params: GridParams,
-             seed: Seed) -> pd.DataFrame:
-    prompts = [render_row(row, params.template, seed, grid_params.personas) for row in grid.itertuples()]
-    requests = [Request(prompt=p, seed=int(s)) for p, s in zip(prompts, grid["request_seed"])]
-    results = backend.generate(requests)
-    if len(results) != len(requests):  # a backend bug, never the user's: fail loudly rather than misalign
-        raise RuntimeError(f"backend returned {len(results)} results for {len(requests)} requests")
-    raw = grid.copy()
-    raw["generator"] = backend.model_id
-    raw["template"] = params.template
-    raw["prompt"] = prompts
-    raw["prompt_hash"] = [hashlib.sha256(p.encode()).hexdigest()[:16] for p in prompts]
-    raw["raw_text"] = [r.text for r in results]
-    raw["finish_reason"] = [r.finish_reason for r in results]
-    raw["error"] = [r.error for r in results]
-    raw["tokens_in"] = [r.tokens_in for r in results]
-    raw["tokens_out"] = [r.tokens_out for r in results]
-    return raw
+def plan_requests(grid: pd.DataFrame, params: GenerateParams, grid_params: GridParams, seed: Seed,
+                  model_id: str, revision: str | None) -> pd.DataFrame:
+    """The grid with each row's prompt, cache key and sampling seed."""
+    chat = params.template == CHAT_TEMPLATE
+    decoding = {name: getattr(params, name) for name in DECODING}
+    planned = grid.copy()
+    planned["prompt"] = [render_row(row, params, seed, grid_params.personas) for row in grid.itertuples()]
+    planned["request_key"] = [
+        request_key(model=model_id, revision=revision, decoding=decoding, prompt=prompt, chat=chat,
+                    sample_index=int(index))
+        for prompt, index in zip(planned["prompt"], grid["sample_index"])
+    ]
+    planned["request_seed"] = [int(key[:15], 16) for key in planned["request_key"]]
+    return planned
 
 
-def summarize(raw: pd.DataFrame, seconds: float) -> dict:
-    counts = raw["finish_reason"].value_counts()
+class Progress:
+    """conversations/s, tokens/s and ETA on one line (tqdm), updated as answers arrive."""
+
+    def __init__(self, total: int, cached: int):
+        self.bar = tqdm(total=total, desc=f"generate ({cached} cached)", unit="conv", dynamic_ncols=True,
+                        smoothing=0.05)
+        self.started, self.tokens = time.perf_counter(), 0
+
+    def update(self, result: Result) -> None:
+        self.tokens += result.tokens_out
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{self.tokens / elapsed:.0f} tok/s", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_params: GridParams, seed: Seed,
+             cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows in grid order, and per-row accounting (cache hit, attempts, endpoint) for the metrics."""
+    planned = plan_requests(grid, params, grid_params, seed, backend.model_id, backend.revision)
+    chat = params.template == CHAT_TEMPLATE
+    first = planned.drop_duplicates("request_key")  # the same key twice is one question, asked once
+    missing = [row for row in first.itertuples() if row.request_key not in cache]
+    requests = [Request(prompt=row.prompt, seed=row.request_seed, chat=chat) for row in missing]
+
+    fresh: dict[str, Result] = {}
+    progress = Progress(len(requests), len(first) - len(missing))
+
+    def on_result(index: int, result: Result) -> None:
+        row = missing[index]
+        if row.request_key in fresh:
+            raise RuntimeError(f"backend answered request {index} twice")  # a backend bug: fail loudly
+        fresh[row.request_key] = result
+        if result.ok:
+            cache.add({"key": row.request_key, "model": backend.model_id, "revision": backend.revision,
+                       "prompt_hash": _short_hash(row.prompt), "text": result.text,
+                       "finish_reason": result.finish_reason, "tokens_in": result.tokens_in,
+                       "tokens_out": result.tokens_out, "attempts": result.attempts, "endpoint": result.endpoint,
+                       "latency": result.latency, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        progress.update(result)
+
+    try:
+        backend.generate(requests, on_result)
+    finally:
+        progress.close()
+        cache.close()
+    if len(fresh) != len(requests):  # a backend bug, never the user's: fail loudly rather than lose rows
+        raise RuntimeError(f"backend answered {len(fresh)} of {len(requests)} requests")
+    return _assemble(planned, fresh, cache, backend, params)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _assemble(planned, fresh, cache, backend, params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, accounting = [], []
+    for row in planned.itertuples():
+        result = fresh.get(row.request_key)
+        record = None if result is not None and not result.ok else cache.get(row.request_key)
+        if record is not None:
+            answer = dict(raw_text=record["text"], finish_reason=record["finish_reason"], error=None,
+                          tokens_in=record["tokens_in"], tokens_out=record["tokens_out"])
+        else:
+            answer = dict(raw_text="", finish_reason="error", error=result.error, tokens_in=0, tokens_out=0)
+        rows.append(dict(generator=backend.model_id, revision=backend.revision, template=params.template,
+                         prompt=row.prompt, prompt_hash=_short_hash(row.prompt), request_key=row.request_key,
+                         **answer))
+        accounting.append(dict(topic=row.topic, cached=result is None, attempts=result.attempts if result else 0,
+                               empty_answers=result.empty_answers if result else 0))
+    raw = pd.concat([planned[list(planned.columns.drop(["prompt", "request_key", "request_seed"]))]
+                     .reset_index(drop=True), pd.DataFrame(rows, columns=RAW_COLUMNS)], axis=1)
+    return raw, pd.DataFrame(accounting)
+
+
+def _counts(raw: pd.DataFrame, accounting: pd.DataFrame) -> dict:
+    failed = raw["finish_reason"].eq("error")
     return {
         "requested": int(len(raw)),
-        "succeeded": int(counts.get("stop", 0) + counts.get("length", 0)),
-        "failed": int(counts.get("error", 0)),
-        "empty": int((raw["raw_text"].str.strip() == "").sum()),
-        "hit_max_tokens": int(counts.get("length", 0)),
+        "succeeded": int((~failed).sum()),
+        "failed": int(failed.sum()),
+        "empty": int((failed & raw["error"].fillna("").str.startswith("empty")).sum()),
+        "cache_hits": int(accounting["cached"].sum()),
+        "sent": int((~accounting["cached"]).sum()),
+        "retried": int((accounting["attempts"] > 1).sum()),
+        "retries": int((accounting["attempts"] - 1).clip(lower=0).sum()),
+        "hit_max_tokens": int(raw["finish_reason"].eq("length").sum()),
         "tokens_in": int(raw["tokens_in"].sum()),
         "tokens_out": int(raw["tokens_out"].sum()),
-        "wall_seconds": round(seconds, 2),
     }
+
+
+def summarize(raw: pd.DataFrame, accounting: pd.DataFrame, seconds: float, endpoints: dict | None = None) -> dict:
+    """metrics/generate.json: the totals, then the same counts per topic, then per endpoint (http)."""
+    metrics = _counts(raw, accounting)
+    metrics["wall_seconds"] = round(seconds, 2)
+    metrics["per_topic"] = {topic: _counts(raw[mask], accounting[mask])
+                            for topic, mask in ((t, raw["topic"].eq(t).to_numpy()) for t in sorted(raw["topic"].unique()))}
+    if endpoints:
+        metrics["per_endpoint"] = endpoints
+    return metrics
+
+
+def check_failure_rate(raw: pd.DataFrame, max_rate: float) -> str | None:
+    """The stage's error message when too many requests got no answer, else None."""
+    failed = raw[raw["finish_reason"].eq("error")]
+    if len(raw) == 0 or len(failed) / len(raw) <= max_rate:
+        return None
+    common = Counter(str(e).split(" (")[0][:80] for e in failed["error"]).most_common(3)
+    return (f"generate: {len(failed)} of {len(raw)} requests failed ({len(failed) / len(raw):.1%}, more than "
+            f"generate.max_failure_rate {max_rate:.1%}); most common errors: "
+            + "; ".join(f"{text!r} x{n}" for text, n in common)
+            + ". Answers so far are cached: rerun to send only the failed requests.")
+
+
+def failure_table(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.loc[raw["finish_reason"].eq("error"),
+                   ["conversation_id", "cell_id", "request_key", "error"]].reset_index(drop=True)

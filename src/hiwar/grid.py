@@ -18,7 +18,7 @@ from hiwar.errors import HiwarError
 from hiwar.params import GridParams
 from hiwar.seed import Seed
 
-COLUMNS = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona", "request_seed"]
+COLUMNS = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona"]
 
 
 def _pick(ids: list[str], wanted, table: pd.DataFrame, key: str) -> list[str]:
@@ -59,6 +59,5 @@ def build_grid(params: GridParams, seed: Seed) -> pd.DataFrame:
                 "sample_index": sample_index,
                 "exchanges": int(rng.choice(params.exchanges)),
                 "persona": str(rng.choice(personas)),
-                "request_seed": int(rng.integers(0, 2**31 - 1)),
             })
     return pd.DataFrame(rows, columns=COLUMNS)

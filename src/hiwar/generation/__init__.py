@@ -1,4 +1,4 @@
-"""Generation backends, registered by name (params: generate.backend)."""
+"""Generation backends, registered by name (params: generate.backend), one file each."""
 
 from __future__ import annotations
 
@@ -12,14 +12,26 @@ def _transformers(params):
     return TransformersBackend(params)
 
 
+def _http(params):
+    from hiwar.generation.http_backend import HttpBackend
+
+    return HttpBackend(params)
+
+
+def _vllm(params):
+    from hiwar.generation.vllm_backend import VllmBackend
+
+    return VllmBackend(params)
+
+
 def _fake(params):
     from hiwar.generation.fake import FakeBackend
 
     return FakeBackend(params)
 
 
-# Imported lazily so that choosing the fake backend never pays for importing torch.
-BACKENDS = {"transformers": _transformers, "fake": _fake}
+# Imported lazily: choosing the fake or http backend never pays for importing torch, nor vllm for anyone.
+BACKENDS = {"transformers": _transformers, "http": _http, "vllm": _vllm, "fake": _fake}
 
 
 def get_backend(params: GenerateParams) -> Backend:

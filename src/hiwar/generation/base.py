@@ -1,19 +1,25 @@
-"""The interface every generation backend implements: a list of prompts in, one result per prompt out,
-in order. A backend never drops or pads a result: a failure is a result with finish_reason "error"."""
+"""The interface every generation backend implements.
+
+A backend gets a list of requests and reports one result per request through a callback, as soon as each
+one is done and in any order, so the caller can store every answer the moment it exists (a kill loses at
+most what was in flight). A backend never drops a request: a failure is a result with finish_reason
+"error" and the last error message.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from hiwar.params import GenerateParams
 
 
 @dataclass(frozen=True)
 class Request:
-    prompt: str
-    seed: int
+    prompt: str  # the whole prompt, or with chat=True the user message the model's chat template wraps
+    seed: int  # sampling seed of this request alone, whatever batch or server it lands in
+    chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,18 @@ class Result:
     finish_reason: Literal["stop", "length", "error"]
     tokens_in: int = 0
     tokens_out: int = 0
-    error: str | None = None
+    error: str | None = None  # the last error; set when finish_reason is "error"
+    attempts: int = 1
+    empty_answers: int = 0  # attempts answered with empty text (retried like errors)
+    endpoint: str | None = None  # which server answered (http backend)
+    latency: float = 0.0  # seconds of the attempt that answered
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+
+OnResult = Callable[[int, Result], None]
 
 
 class Backend(ABC):
@@ -31,9 +48,18 @@ class Backend(ABC):
 
     @property
     def model_id(self) -> str:
-        """What generated the text, recorded with every row."""
+        """What generated the text, recorded with every row and part of the cache key."""
         return self.params.model
 
+    @property
+    def revision(self) -> str | None:
+        """Which version of the model: part of the cache key, so new weights never reuse old answers."""
+        return self.params.revision
+
     @abstractmethod
-    def generate(self, requests: list[Request]) -> list[Result]:
-        """One Result per Request, in the same order."""
+    def generate(self, requests: list[Request], on_result: OnResult) -> None:
+        """Call on_result(index, result) exactly once for every request."""
+
+    def endpoint_stats(self) -> dict:
+        """Per-server accounting, for backends that talk to servers."""
+        return {}

@@ -1,9 +1,10 @@
 """A deterministic fake backend: writes a well-formed Arabic dialogue picked from the seed conversations by
-the request seed. Tests use it to drive generate -> clean -> split without a model."""
+the request seed. Tests use it to drive generate -> clean -> split without a model, and it records every
+request it receives so tests can assert what was (and was not) sent."""
 
 from __future__ import annotations
 
-from hiwar.generation.base import Backend, Request, Result
+from hiwar.generation.base import Backend, OnResult, Request, Result
 from hiwar.prompts import format_dialogue
 from hiwar.seed import load_seed
 
@@ -18,11 +19,10 @@ class FakeBackend(Backend):
     def model_id(self) -> str:
         return "fake"
 
-    def generate(self, requests: list[Request]) -> list[Result]:
+    def generate(self, requests: list[Request], on_result: OnResult) -> None:
         self.calls.append(list(requests))
-        results = []
-        for request in requests:
+        for index, request in enumerate(requests):
             messages = self.conversations[request.seed % len(self.conversations)]["messages"]
             text = format_dialogue(messages)
-            results.append(Result(text=text, finish_reason="stop", tokens_in=len(request.prompt), tokens_out=len(text)))
-        return results
+            on_result(index, Result(text=text, finish_reason="stop", tokens_in=len(request.prompt),
+                                    tokens_out=len(text)))

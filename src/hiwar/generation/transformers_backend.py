@@ -1,12 +1,64 @@
-"""Local generation with `transformers`: batched, left-padded, sampling with a seed per batch."""
+"""Local generation with `transformers`: batched, left-padded, a sampling seed per request, stop strings.
+
+`generate()` samples a whole batch from one random stream, so a request's text would depend on which batch
+it landed in. Instead each row gets its own torch.Generator seeded from its request, a logits processor
+draws that row's token (temperature, top-p, Gumbel-max) and hands greedy decoding a one-hot choice. The
+text of a request then depends on its seed alone, which is what the cache key promises.
+"""
 
 from __future__ import annotations
 
-import torch
-from tqdm import tqdm
+from pathlib import Path
 
-from hiwar.generation.base import Backend, Request, Result
+import torch
+
+from hiwar.errors import HiwarError
+from hiwar.generation.base import Backend, OnResult, Request, Result
 from hiwar.io import require_path
+
+
+class SeededSampler:
+    """A LogitsProcessor that samples every row from its own generator."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float() / self.temperature
+        if self.top_p < 1:
+            sorted_logits, order = logits.sort(dim=-1, descending=True)
+            probs = sorted_logits.softmax(-1)
+            # drop a token when the tokens ranked above it already hold top_p of the mass (the first stays)
+            drop_sorted = probs.cumsum(-1) - probs > self.top_p
+            logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+        noise = torch.stack([torch.rand(logits.shape[-1], generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(noise.clamp(1e-10, 1 - 1e-10)))
+        chosen = (logits + gumbel.to(logits.device)).argmax(-1)
+        forced = torch.full_like(scores, float("-inf"))
+        return forced.scatter(-1, chosen[:, None], 0.0)
+
+
+def model_revision(source: str) -> str | None:
+    """A local model's fingerprint, for the cache key: hashes of its small files and the size, head and
+    tail of its weight files, so retrained weights never reuse old answers (and 26 GB are not read)."""
+    import hashlib
+
+    path = Path(source)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        size = file.stat().st_size
+        with file.open("rb") as fh:
+            if size <= 1 << 22:
+                digest.update(fh.read())
+            else:
+                digest.update(str(size).encode() + fh.read(1 << 20))
+                fh.seek(-(1 << 20), 2)
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]
 
 
 class TransformersBackend(Backend):
@@ -17,44 +69,60 @@ class TransformersBackend(Backend):
         source = params.model
         if source.startswith((".", "/", "models/")):
             require_path(source, "generate.model", "a model directory saved with save_pretrained")
-        self.tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=params.trust_remote_code)
+        load = dict(trust_remote_code=params.trust_remote_code)
+        if params.revision and not Path(source).is_dir():
+            load["revision"] = params.revision
+        self.tokenizer = AutoTokenizer.from_pretrained(source, **load)
         # Left padding: a decoder-only model continues from the last position of every row.
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=params.trust_remote_code)
+        self.model = AutoModelForCausalLM.from_pretrained(source, **load)
         self.model.eval()
+        self._revision = params.revision or model_revision(source)
+
+    @property
+    def revision(self) -> str | None:
+        return self._revision
+
+    def _prompt_text(self, request: Request) -> str:
+        if not request.chat:
+            return request.prompt
+        if not self.tokenizer.chat_template:
+            raise HiwarError(f"params.yaml: generate.template: chat needs a model with a chat template; "
+                             f"{self.params.model} has none (use its own template, e.g. tiny or jais)")
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": request.prompt}],
+                                                  add_generation_prompt=True, tokenize=False)
 
     @torch.inference_mode()
-    def generate(self, requests: list[Request]) -> list[Result]:
+    def generate(self, requests: list[Request], on_result: OnResult) -> None:
         p = self.params
-        results: list[Result] = []
-        bar = tqdm(total=len(requests), desc="generate", unit="conv", dynamic_ncols=True)
-        for start in range(0, len(requests), p.batch_size):
-            batch = requests[start:start + p.batch_size]
-            # One seed per batch, derived from its requests: the same grid and batch size give the same text.
-            torch.manual_seed(sum(r.seed for r in batch) % (2**63))
-            enc = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True)
+        # Similar lengths share a batch: less padding. Each request's text does not depend on its batch.
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
+        for start in range(0, len(order), p.batch_size):
+            indices = order[start:start + p.batch_size]
+            batch = [requests[i] for i in indices]
+            enc = self.tokenizer([self._prompt_text(r) for r in batch], return_tensors="pt", padding=True,
+                                 add_special_tokens=False)
+            sampling = {}
+            if p.temperature > 0:
+                sampling["logits_processor"] = [SeededSampler([r.seed for r in batch], p.temperature, p.top_p)]
+            if p.stop:
+                sampling.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
             out = self.model.generate(
-                **enc,
-                do_sample=p.temperature > 0,
-                temperature=p.temperature if p.temperature > 0 else None,
-                top_p=p.top_p if p.temperature > 0 else None,
-                max_new_tokens=p.max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                **enc, do_sample=False, max_new_tokens=p.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id, **sampling,
             )
             new_tokens = out[:, enc["input_ids"].shape[1]:]
-            for i, row in enumerate(new_tokens):
-                ended = (row == self.tokenizer.eos_token_id).nonzero()
-                length = int(ended[0]) if len(ended) else len(row)
-                text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
-                results.append(Result(
-                    text=text,
-                    finish_reason="stop" if len(ended) else "length",
-                    tokens_in=int(enc["attention_mask"][i].sum()),
-                    tokens_out=length + bool(len(ended)),
-                ))
-            bar.update(len(batch))
-        bar.close()
-        return results
+            for j, (i, row) in enumerate(zip(indices, new_tokens)):
+                on_result(i, self._result(row, tokens_in=int(enc["attention_mask"][j].sum())))
+
+    def _result(self, row: torch.Tensor, tokens_in: int) -> Result:
+        ended = (row == self.tokenizer.eos_token_id).nonzero()
+        length = int(ended[0]) if len(ended) else len(row)
+        text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+        finish = "stop" if len(ended) else "length"
+        for stop in self.params.stop:
+            if stop in text:
+                text, finish = text[:text.index(stop)], "stop"
+        return Result(text=text, finish_reason=finish, tokens_in=tokens_in, tokens_out=length + bool(len(ended)))

@@ -1,0 +1,40 @@
+"""In-process vLLM, for a GPU machine without a separate server. Imported only when generate.backend is
+vllm, so nothing else needs vllm installed. Requests go to vLLM in chunks of `batch_size` (vLLM batches
+continuously inside a chunk), so every finished chunk reaches the cache before the next one starts.
+"""
+
+from __future__ import annotations
+
+from hiwar.errors import HiwarError
+from hiwar.generation.base import Backend, OnResult, Request, Result
+
+
+class VllmBackend(Backend):
+    def __init__(self, params):
+        super().__init__(params)
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise HiwarError("params.yaml: generate.backend: vllm is not installed here (install vllm on a GPU "
+                             "machine, or serve the model with `vllm serve` and use backend http)") from None
+        self.llm = LLM(model=params.model, revision=params.revision, trust_remote_code=params.trust_remote_code,
+                       seed=params.seed)
+
+    def generate(self, requests: list[Request], on_result: OnResult) -> None:
+        from vllm import SamplingParams
+
+        p = self.params
+        for start in range(0, len(requests), p.batch_size):
+            chunk = requests[start:start + p.batch_size]
+            sampling = [SamplingParams(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens,
+                                       stop=list(p.stop) or None, seed=r.seed) for r in chunk]
+            if chunk[0].chat:
+                outputs = self.llm.chat([[{"role": "user", "content": r.prompt}] for r in chunk], sampling,
+                                        use_tqdm=False)
+            else:
+                outputs = self.llm.generate([r.prompt for r in chunk], sampling, use_tqdm=False)
+            for offset, out in enumerate(outputs):
+                best = out.outputs[0]
+                on_result(start + offset, Result(
+                    text=best.text, finish_reason="length" if best.finish_reason == "length" else "stop",
+                    tokens_in=len(out.prompt_token_ids or ()), tokens_out=len(best.token_ids)))

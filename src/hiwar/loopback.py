@@ -1,0 +1,118 @@
+"""A small OpenAI-compatible server on loopback, for tests, benches and trying the http backend without a
+GPU: `python -m hiwar.loopback --port 8000`.
+
+It answers /v1/completions and /v1/chat/completions with a seed conversation chosen by a hash of the prompt
+and the request's seed (the same request always gets the same answer), after a fixed latency. On request it
+misbehaves at random like real servers do: 429 with Retry-After, 500, answers that come too late, malformed
+JSON, empty text. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
+the tests use to count what was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import sys
+
+FAULTS = ("429", "500", "timeout", "malformed", "empty")
+
+
+def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, hang: float = 5.0,
+              retry_after: float = 0.05, api_key: str | None = None, log: str | None = None, rng_seed: int = 0,
+              name: str = "loopback"):
+    from aiohttp import web
+
+    from hiwar.prompts import format_dialogue
+    from hiwar.seed import load_seed
+
+    conversations = load_seed().conversations
+    faults = faults or {}
+    rng = random.Random(rng_seed)
+    log_file = open(log, "a", encoding="utf-8") if log else None
+
+    def record(entry: dict) -> None:
+        if log_file:
+            log_file.write(json.dumps(entry) + "\n")
+            log_file.flush()
+
+    async def complete(request: web.Request, chat: bool) -> web.Response:
+        if api_key and request.headers.get("Authorization") != f"Bearer {api_key}":
+            record({"server": name, "fault": "401"})
+            return web.json_response({"error": "invalid API key"}, status=401)
+        body = await request.json()
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        digest = hashlib.sha256(f"{prompt}\x1f{body.get('seed')}".encode()).hexdigest()
+        draw, fault = rng.random(), None
+        for kind in FAULTS:
+            draw -= faults.get(kind, 0.0)
+            if draw < 0:
+                fault = kind
+                break
+        record({"server": name, "request": digest[:16], "seed": body.get("seed"), "fault": fault})
+        await asyncio.sleep(hang if fault == "timeout" else latency)
+        if fault == "429":
+            return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": str(retry_after)})
+        if fault == "500":
+            return web.json_response({"error": "internal error"}, status=500)
+        if fault == "malformed":
+            return web.Response(text='{"choices": [{"text": "مقطوع', content_type="application/json")
+        text = "" if fault == "empty" else format_dialogue(conversations[int(digest, 16) % len(conversations)]["messages"])
+        words = len(text.split())
+        finish = "stop" if words < body.get("max_tokens", 10**9) else "length"
+        choice = ({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        return web.json_response({
+            "id": f"cmpl-{digest[:12]}", "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": finish, **choice}],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": words},
+        })
+
+    async def models(_request):
+        return web.json_response({"data": [{"id": "loopback"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", lambda r: complete(r, chat=False))
+    app.router.add_post("/v1/chat/completions", lambda r: complete(r, chat=True))
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+def main(argv=None) -> None:
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--hang", type=float, default=5.0, help="seconds a 'timeout' fault waits")
+    parser.add_argument("--retry-after", type=float, default=0.05, help="Retry-After sent with a 429")
+    parser.add_argument("--api-key", default=None, help="require this bearer key")
+    parser.add_argument("--log", default=None, help="append one JSON line per request here")
+    parser.add_argument("--name", default="loopback", help="server name written in the log")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
+    for kind in FAULTS:
+        parser.add_argument(f"--p-{kind}", type=float, default=0.0, help=f"share of requests answered with: {kind}")
+    args = parser.parse_args(argv)
+    faults = {kind: getattr(args, f"p_{kind}") for kind in FAULTS}
+
+    async def serve():
+        runner = web.AppRunner(build_app(latency=args.latency, faults=faults, hang=args.hang,
+                                         retry_after=args.retry_after, api_key=args.api_key, log=args.log,
+                                         rng_seed=args.seed, name=args.name),
+                               access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        print(f"listening on http://127.0.0.1:{port}/v1", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The OpenAI-compatible HTTP backend against loopback servers that misbehave the way real ones do."""
+
+import json
+
+import pytest
+
+from hiwar.errors import HiwarError
+from hiwar.generate import generate, summarize
+from hiwar.generation import Request, get_backend
+from hiwar.generation.cache import ResponseCache
+from hiwar.generation.http_backend import backoff_delay, retry_after_seconds
+from hiwar.grid import build_grid
+from hiwar.params import GenerateParams, GridParams
+
+
+def http_params(params_data, urls, tmp_path, **changes):
+    http = dict(params_data["generate"]["http"], endpoints=[dict(base_url=u, concurrency=8) for u in urls],
+                timeout=0.5, max_retries=8, backoff_initial=0.005, backoff_max=0.05)
+    http |= changes.pop("http", {})
+    return GenerateParams.model_validate(dict(params_data["generate"], backend="http", model="loopback-model",
+                                              cache_dir=str(tmp_path / "cache"), http=http) | changes)
+
+
+def small_grid(params_data, seed, n=60):
+    grid_params = GridParams.model_validate(dict(params_data["grid"], conversations=n))
+    return build_grid(grid_params, seed), grid_params
+
+
+def served(log):
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_a_server_that_fails_at_random_still_yields_complete_correctly_counted_output(
+        loopback, params_data, seed, tmp_path):
+    url, log, _ = loopback(latency=0.01, hang=1.0, p_429=0.1, p_500=0.1, p_timeout=0.05, p_malformed=0.05,
+                           p_empty=0.05, seed=3)
+    grid, grid_params = small_grid(params_data, seed)
+    params = http_params(params_data, [url], tmp_path)
+    backend = get_backend(params)
+    raw, accounting = generate(grid, backend, params, grid_params, seed, ResponseCache(params.cache_dir))
+    metrics = summarize(raw, accounting, 1.0, backend.endpoint_stats())
+
+    seen = served(log)
+    faults = [s["fault"] for s in seen if s["fault"]]
+    assert len(faults) >= 10  # the chaos really happened
+    assert metrics["succeeded"] == 60 and metrics["failed"] == 0
+    assert raw["raw_text"].str.startswith("[|Human|]").all()
+    # Every injected fault cost exactly one retry, and every attempt is accounted for.
+    assert metrics["retries"] == len(faults) and metrics["sent"] + metrics["retries"] == len(seen)
+    errors = metrics["per_endpoint"][url]["errors"]
+    assert errors.get("HTTP 429", 0) == faults.count("429") and errors.get("empty", 0) == faults.count("empty")
+    assert errors.get("malformed", 0) == faults.count("malformed") and errors.get("timeout", 0) == faults.count("timeout")
+
+
+def test_requests_that_never_succeed_are_kept_with_their_last_error(loopback, params_data, seed, tmp_path):
+    url, log, _ = loopback(p_500=1.0)
+    grid, grid_params = small_grid(params_data, seed, n=5)
+    params = http_params(params_data, [url], tmp_path, http=dict(max_retries=2, eject_after=100))
+    raw, accounting = generate(grid, get_backend(params), params, grid_params, seed, ResponseCache(params.cache_dir))
+    assert len(raw) == 5 and raw["finish_reason"].eq("error").all()
+    assert raw["error"].str.startswith("HTTP 500").all()
+    assert accounting["attempts"].eq(3).all() and len(served(log)) == 15
+    assert len(ResponseCache(params.cache_dir)) == 0  # failures are never cached: the next run retries them
+
+
+def test_a_wrong_key_fails_fast_and_the_key_reaches_no_file(loopback, params_data, seed, tmp_path, monkeypatch):
+    secret = "sk-hiwar-test-6f1d2c"
+    url, log, _ = loopback(api_key="sk-the-right-one")
+    monkeypatch.setenv("HIWAR_TEST_KEY", secret)
+    grid, grid_params = small_grid(params_data, seed, n=4)
+    params = http_params(params_data, [url], tmp_path,
+                         http=dict(endpoints=[dict(base_url=url, concurrency=2, api_key_env="HIWAR_TEST_KEY")]))
+    raw, _ = generate(grid, get_backend(params), params, grid_params, seed, ResponseCache(params.cache_dir))
+    assert raw["error"].str.startswith("HTTP 401").all() and len(served(log)) == 4  # 401: no retries
+    assert secret not in raw.to_json()
+
+
+def test_an_unset_key_variable_is_named(params_data, tmp_path, monkeypatch):
+    monkeypatch.delenv("HIWAR_NO_SUCH_KEY", raising=False)
+    params = http_params(params_data, ["http://127.0.0.1:9"], tmp_path, http=dict(
+        endpoints=[dict(base_url="http://127.0.0.1:9", concurrency=1, api_key_env="HIWAR_NO_SUCH_KEY")]))
+    with pytest.raises(HiwarError, match=r"endpoints.0.api_key_env: environment variable HIWAR_NO_SUCH_KEY is not set"):
+        get_backend(params)
+
+
+def test_chat_requests_go_to_chat_completions(loopback, params_data, tmp_path):
+    url, log, _ = loopback()
+    backend = get_backend(http_params(params_data, [url], tmp_path))
+    answers = {}
+    backend.generate([Request("اكتب محادثة قصيرة.", seed=5, chat=True)], answers.__setitem__)
+    assert answers[0].ok and answers[0].text.startswith("[|Human|]") and served(log)[0]["seed"] == 5
+
+
+def test_retry_after_sets_the_least_wait():
+    assert retry_after_seconds("2.5") == 2.5 and retry_after_seconds(None) is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: go now
+    assert retry_after_seconds("soon") is None
+    assert backoff_delay(0, 1.0, 60, retry_after=7.0) == 7.0
+    delays = [backoff_delay(3, 1.0, 60, None) for _ in range(50)]
+    assert all(4.0 <= d <= 8.0 for d in delays) and len(set(delays)) > 1  # doubling, with jitter
+    assert backoff_delay(20, 1.0, 60, None) <= 60
