@@ -4,9 +4,9 @@ backend, and write one raw row per grid row. Fails, writing no output, when too 
 
 import time
 
+from hiwar.errors import HiwarError
 from hiwar.generate import check_failure_rate, failure_table, generate, summarize
 from hiwar.generation import get_backend
-from hiwar.errors import HiwarError
 from hiwar.generation.cache import ResponseCache
 from hiwar.grid import COLUMNS
 from hiwar.io import read_parquet, write_json, write_jsonl, write_parquet

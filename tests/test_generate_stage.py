@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,8 +18,7 @@ from hiwar.generation.cache import ResponseCache
 from hiwar.grid import build_grid
 from hiwar.params import GridParams
 
-from conftest import ROOT
-
+ROOT = Path(__file__).resolve().parents[1]
 N = 60
 
 

@@ -24,10 +24,27 @@ def test_optional_parts_disappear_when_absent():
 
 
 def test_unknown_template_lists_the_known_ones():
-    with pytest.raises(HiwarError, match="expected one of: jais, tiny"):
+    with pytest.raises(HiwarError, match="expected one of: chat, jais, tiny"):
         render_prompt("vicuna", **ARGS)
 
 
 def test_format_dialogue_labels_every_turn(short_conversation):
     lines = format_dialogue(short_conversation).splitlines()
     assert [line.split()[0] for line in lines] == [HUMAN, AI, HUMAN, AI]
+
+
+def test_few_shot_examples_need_a_template_that_shows_them():
+    with pytest.raises(HiwarError, match="generate.few_shot: template 'tiny' shows no examples"):
+        render_prompt("tiny", **ARGS, examples=["[|Human|] س\n[|AI|] ج"])
+    shown = render_prompt("jais", **ARGS, examples=["[|Human|] سؤال المثال\n[|AI|] جواب المثال"])
+    assert "مثال 1:\n[|Human|] سؤال المثال" in shown and shown.endswith("### Response: [|AI|]")
+
+
+def test_few_shot_examples_prefer_the_rows_topic(seed):
+    from hiwar.generate import few_shot_examples
+
+    topic = seed.conversations[0]["topic"]
+    on_topic = {format_dialogue(c["messages"]) for c in seed.conversations if c["topic"] == topic}
+    picked = few_shot_examples(seed, topic, 1, salt="row-1")
+    assert picked[0] in on_topic and picked == few_shot_examples(seed, topic, 1, salt="row-1")
+    assert len(few_shot_examples(seed, topic, len(on_topic) + 2, salt="row-1")) == len(on_topic) + 2
