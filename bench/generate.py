@@ -5,10 +5,13 @@
    the same texts and the ratio measures batching alone. Goal: at least 4x.
 2. the http backend at concurrency 32 against a loopback server answering after 200 ms, in requests/s,
    vs the ideal 32 / 0.2 = 160 requests/s. Goal: at least 80%.
-3. a rerun of the paper-size grid (43,316 requests over 93 x 151 cells) answered entirely from the cache,
+3. the http backend over 3 loopback endpoints vs 1 (each answering after 100 ms, 8 requests at a time),
+   in requests/s. Goal: at least 2.7x.
+4. a rerun of the paper-size grid (43,316 requests over 93 x 151 cells) answered entirely from the cache,
    vs the 30 s goal (and vs the first run through the fake backend that filled the cache).
 
     python bench/generate.py [--local-requests 32] [--new-tokens 256] [--http-requests 960]
+                             [--only local|http|endpoints|cache]
 """
 
 from __future__ import annotations
@@ -64,28 +67,52 @@ def local_batching(n: int, new_tokens: int) -> float:
     return ratio
 
 
-def http_throughput(n: int) -> float:
+def start_servers(count: int, latency: float) -> tuple[list[subprocess.Popen], list[str]]:
+    servers = [subprocess.Popen([sys.executable, "-m", "hiwar.loopback", "--port", "0", "--latency", str(latency)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    return servers, [s.stdout.readline().split()[-1] for s in servers]
+
+
+def http_rate(urls: list[str], concurrency: int, n: int) -> float:
+    """Answered requests/s of the http backend over these endpoints, after a warm-up round."""
     params = load_section("generate")
-    server = subprocess.Popen([sys.executable, "-m", "hiwar.loopback", "--port", "0", "--latency", "0.2"],
-                              stdout=subprocess.PIPE, text=True)
+    template = params.http.endpoints[0]
+    http = params.http.model_copy(update={"endpoints": [
+        template.model_copy(update={"base_url": url, "concurrency": concurrency}) for url in urls]})
+    backend = get_backend(params.model_copy(update={"backend": "http", "model": "loopback", "http": http}))
+    requests = [Request(f"طلب رقم {i}", seed=i) for i in range(n)]
+    answers = {}
+    backend.generate(requests[:concurrency * len(urls)], answers.__setitem__)  # warm-up: connections, imports
+    answers.clear()
+    start = time.perf_counter()
+    backend.generate(requests, answers.__setitem__)
+    return sum(a.ok for a in answers.values()) / (time.perf_counter() - start)
+
+
+def http_throughput(n: int) -> float:
+    servers, urls = start_servers(1, latency=0.2)
     try:
-        url = server.stdout.readline().split()[-1]
-        http = params.http.model_copy(update={"endpoints": [params.http.endpoints[0].model_copy(
-            update={"base_url": url, "concurrency": 32})]})
-        backend = get_backend(params.model_copy(update={"backend": "http", "model": "loopback", "http": http}))
-        requests = [Request(f"طلب رقم {i}", seed=i) for i in range(n)]
-        answers = {}
-        backend.generate(requests[:32], answers.__setitem__)  # warm-up: connections, imports
-        answers.clear()
-        start = time.perf_counter()
-        backend.generate(requests, answers.__setitem__)
-        seconds = time.perf_counter() - start
+        rate = http_rate(urls, 32, n)
     finally:
-        server.kill()
-    rate = sum(a.ok for a in answers.values()) / seconds
-    print(f"http concurrency 32, 200 ms latency: {n} requests in {seconds:.2f} s = {rate:.1f} requests/s")
+        for server in servers:
+            server.kill()
+    print(f"http concurrency 32, 200 ms latency: {n} requests at {rate:.1f} requests/s")
     print(f"  ratio to the ideal 160 requests/s: {rate / 160:.1%} (goal >= 80%)")
     return rate / 160
+
+
+def endpoint_scaling(n: int) -> float:
+    servers, urls = start_servers(3, latency=0.1)
+    try:
+        one = http_rate(urls[:1], 8, n // 3)
+        three = http_rate(urls, 8, n)
+    finally:
+        for server in servers:
+            server.kill()
+    print(f"http, 100 ms latency, 8 in flight per endpoint: 1 endpoint {one:.1f} requests/s, "
+          f"3 endpoints {three:.1f} requests/s (ideal 80 and 240)")
+    print(f"  ratio 3 endpoints / 1: {three / one:.2f}x (goal >= 2.7x)")
+    return three / one
 
 
 class NeverCalled(Backend):
@@ -122,12 +149,14 @@ def main():
     parser.add_argument("--local-requests", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--http-requests", type=int, default=960)
-    parser.add_argument("--only", choices=["local", "http", "cache"], default=None)
+    parser.add_argument("--only", choices=["local", "http", "endpoints", "cache"], default=None)
     args = parser.parse_args()
     if args.only in (None, "local"):
         local_batching(args.local_requests, args.new_tokens)
     if args.only in (None, "http"):
         http_throughput(args.http_requests)
+    if args.only in (None, "endpoints"):
+        endpoint_scaling(args.http_requests)
     if args.only in (None, "cache"):
         cached_paper_grid()
 

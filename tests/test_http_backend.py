@@ -1,6 +1,9 @@
 """The OpenAI-compatible HTTP backend against loopback servers that misbehave the way real ones do."""
 
 import json
+import threading
+import time
+from collections import Counter
 
 import pytest
 
@@ -99,3 +102,35 @@ def test_retry_after_sets_the_least_wait():
     delays = [backoff_delay(3, 1.0, 60, None) for _ in range(50)]
     assert all(4.0 <= d <= 8.0 for d in delays) and len(set(delays)) > 1  # doubling, with jitter
     assert backoff_delay(20, 1.0, 60, None) <= 60
+
+
+def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loopback, params_data, seed, tmp_path):
+    servers = [loopback(name=f"s{i}", latency=0.05) for i in range(3)]
+    urls = [url for url, _, _ in servers]
+    grid, grid_params = small_grid(params_data, seed, n=90)
+    params = http_params(params_data, urls, tmp_path, http=dict(
+        endpoints=[dict(base_url=u, concurrency=3) for u in urls], eject_after=2, cooldown=60))
+    backend = get_backend(params)
+    cache = ResponseCache(params.cache_dir)
+    killed = servers[1][2]
+
+    def kill_half_way():
+        while len(cache) < 45:
+            time.sleep(0.01)
+        killed.kill()
+
+    threading.Thread(target=kill_half_way, daemon=True).start()
+    raw, accounting = generate(grid, backend, params, grid_params, seed, cache)
+
+    assert len(raw) == 90 and raw["finish_reason"].ne("error").all()
+    assert raw["request_key"].is_unique and len(ResponseCache(params.cache_dir)) == 90  # none lost, none twice
+    stats = backend.endpoint_stats()
+    by_endpoint = Counter(record["endpoint"] for record in ResponseCache(params.cache_dir).records.values())
+    assert {url: s["answered"] for url, s in stats.items()} == {url: by_endpoint[url] for url in urls}
+    assert all(by_endpoint[url] > 0 for url in urls)  # the killed one had answered some before it died
+    assert stats[urls[1]]["ejections"] == 1 and stats[urls[1]]["errors"]
+    # Every answer attributed to a server was received by that server (its log), and by no other after the kill.
+    for (url, log, _), name in zip(servers, ("s0", "s1", "s2")):
+        seen = {entry["seed"] for entry in served(log)}
+        answered = {int(key[:15], 16) for key, r in ResponseCache(params.cache_dir).records.items() if r["endpoint"] == url}
+        assert answered <= seen, name

@@ -293,3 +293,26 @@ def report(out):
     from hiwar.report import write_report
 
     click.echo(f"{write_report(Path('.'), Path(out))} written")
+
+
+@main.command()
+@click.option("--out", default="reports/compare", show_default=True, type=click.Path(file_okay=False),
+              help="Where compare.md, compare.csv and one PNG per metric go.")
+@click.option("-A", "--all-commits", is_flag=True, help="Every git commit and its experiments, not just HEAD's.")
+@click.option("--rev", "revs", multiple=True, help="Also these git revisions (repeatable).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Glob over 'file:key' metric names (repeatable); default: perplexity, rescaled embedding "
+                   "score and chrF of the fine-tuned models, eval loss, conversations kept.")
+@click.option("--json", "json_file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Read a saved `dvc exp show --json` instead of running it.")
+def compare(out, all_commits, revs, metrics, json_file):
+    """Compare experiments (and git revisions): a Markdown table with the best values in bold, plus charts."""
+    import json
+    from pathlib import Path
+
+    from hiwar.compare import KEY_METRICS, dvc_exp_show, write_comparison
+
+    exp_show = json.loads(Path(json_file).read_text()) if json_file else dvc_exp_show(all_commits, list(revs))
+    path = write_comparison(exp_show, Path(out), list(metrics) or KEY_METRICS)
+    click.echo(path.read_text(encoding="utf-8").split("\n![")[0].rstrip())
+    click.echo(f"\nwritten: {path} (and one PNG per metric beside it)")
