@@ -94,3 +94,23 @@ def loopback(tmp_path):
     for proc in started:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on loopback with one bucket; gives (endpoint_url, env) where env
+    holds the dummy credentials a DVC subprocess needs. Credentials live only in that env, never in files."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           # one attempt, not botocore's retries: a test of an unreachable remote fails in seconds
+           "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket="hiwar-test")
+    yield url, env
+    server.stop()

@@ -46,9 +46,8 @@ def sent_seeds(log):
     return [json.loads(line)["seed"] for line in log.read_text().splitlines()]
 
 
-def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, params_data, seed, tmp_path):
-    url, log, _ = loopback(latency=0.1)
-    project = scratch_project(tmp_path / "killed", params_data, seed, url)
+def kill_half_way(project):
+    """Run the stage and kill -9 it once half the answers are cached; return the cached requests' seeds."""
     proc = stage(project)
     cache_dir = project / "cache/generate"
     deadline = time.time() + 60
@@ -56,7 +55,13 @@ def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, par
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    cached = {int(key[:15], 16) for key in ResponseCache(cache_dir).records}
+    return {int(key[:15], 16) for key in ResponseCache(cache_dir).records}
+
+
+def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, params_data, seed, tmp_path):
+    url, log, _ = loopback(latency=0.1)
+    project = scratch_project(tmp_path / "killed", params_data, seed, url)
+    cached = kill_half_way(project)
     assert N // 2 <= len(cached) < N
     assert not (project / "data/raw/generations.parquet").exists()  # nothing half-written
     before = len(log.read_text().splitlines())
@@ -106,32 +111,36 @@ def test_too_many_failures_stop_the_stage_with_a_clear_message_and_no_output(loo
 
 
 @pytest.mark.slow
-def test_a_cache_pushed_on_one_machine_resumes_on_another(loopback, params_data, seed, tmp_path):
-    url, log, _ = loopback()
+def test_a_half_finished_cache_pushed_to_s3_lets_another_workspace_finish_without_repeats(
+        loopback, s3_server, params_data, seed, tmp_path):
+    url, log, _ = loopback(latency=0.1)
+    s3_url, s3_env = s3_server
     first = scratch_project(tmp_path / "first", params_data, seed, url)
-    remote = tmp_path / "remote"
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
 
     def run(*args, cwd):
-        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **s3_env})
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     run("git", "init", "-q", cwd=first)
     (first / ".gitignore").write_text("/cache/generate/\n/data/raw/\n/logs/\n/metrics/\n")
     run("dvc", "init", "-q", cwd=first)
-    run("dvc", "remote", "add", "-d", "shared", str(remote), cwd=first)
-    assert stage(first).wait() == 0
+    run("dvc", "remote", "add", "-d", "store", "s3://hiwar-test/generation-cache", cwd=first)
+    run("dvc", "remote", "modify", "store", "endpointurl", s3_url, cwd=first)
+    cached = kill_half_way(first)
+    assert N // 2 <= len(cached) < N
     run("hiwar", "cache", "push", cwd=first)
     run(*git, "add", "-A", cwd=first)
-    run(*git, "commit", "-qm", "cache", cwd=first)
+    run(*git, "commit", "-qm", "half a cache", cwd=first)
 
     second = tmp_path / "second"
     run("git", "clone", "-q", str(first), str(second), cwd=tmp_path)
     run("hiwar", "cache", "pull", cwd=second)
+    assert f"{len(cached)} answers" in run("hiwar", "cache", "status", cwd=second)
     before = len(log.read_text().splitlines())
     proc = stage(second)
     assert proc.wait() == 0, proc.stderr.read()
-    assert len(log.read_text().splitlines()) == before  # every answer came from the pulled cache
-    assert json.loads((second / "metrics/generate.json").read_text())["cache_hits"] == N
-    assert "60 answers" in run("hiwar", "cache", "status", cwd=second)
+    resent = sent_seeds(log)[before:]
+    assert not set(resent) & cached and len(resent) == N - len(cached)
+    assert json.loads((second / "metrics/generate.json").read_text())["cache_hits"] == len(cached)

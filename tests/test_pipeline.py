@@ -3,12 +3,14 @@ a few training steps), so it stays a couple of minutes on 2 cores. The real gene
 test_generation_backends.py; the full tiny profile is `./run pipeline`."""
 
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,12 @@ STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabian
           "ratings"]
 
 
-def sh(cwd, *args, check=True):
+def sh(cwd, *args, check=True, env=None, drop=()):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t.invalid")
+               GIT_COMMITTER_EMAIL="t@t.invalid") | (env or {})
+    for name in drop:
+        env.pop(name, None)
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -100,6 +104,81 @@ def test_second_repro_runs_nothing(repo):
     assert "Data and pipelines are up to date" in sh(path, "dvc", "status").stdout
 
 
+def digests(root: Path, parts=("data", "models")) -> dict[str, str]:
+    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest()
+            for part in parts for f in sorted((root / part).rglob("*")) if f.is_file() and "seed" not in f.parts}
+
+
+def test_push_to_s3_then_a_fresh_clone_pulls_and_reruns_nothing(repo, s3_server, tmp_path):
+    path, _ = repo
+    url, env = s3_server
+    sh(path, "dvc", "remote", "add", "-d", "store", "s3://hiwar-test/main")
+    sh(path, "dvc", "remote", "modify", "store", "endpointurl", url)
+    sh(path, "git", "commit", "-qam", "remote storage")  # .dvc/config: URLs only, no credentials
+    assert "testing" not in (path / ".dvc/config").read_text()
+    sh(path, "dvc", "push", env=env)
+
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(path), str(clone))
+    pulled = sh(clone, "hiwar", "pull", env=env)
+    assert "error" not in pulled.stderr.lower()
+    assert ran(sh(clone, "dvc", "repro", env=env).stdout) == []
+    assert digests(clone) == digests(path) and len(digests(clone)) > 20
+
+    only = tmp_path / "only-clean"
+    sh(tmp_path, "git", "clone", "-q", str(path), str(only))
+    sh(only, "dvc", "pull", "clean", env=env)  # just the cleaned dataset, not the models
+    assert (only / "data/clean/conversations.parquet").is_file() and not (only / "models/base").exists()
+
+
+def test_remote_faults_are_explained_in_one_line(repo, s3_server, tmp_path):
+    path, _ = repo
+    url, env = s3_server
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(path), str(clone))
+
+    sh(clone, "dvc", "remote", "modify", "--local", "store", "endpointurl", "http://127.0.0.1:9")
+    down = sh(clone, "hiwar", "pull", env=env, check=False)
+    assert down.returncode == 2 and "the remote cannot be reached" in down.stderr
+    sh(clone, "dvc", "remote", "modify", "--local", "store", "endpointurl", url)
+
+    nobody = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+              "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1"}
+    anonymous = sh(clone, "hiwar", "pull", env=nobody, drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+                   check=False)
+    assert anonymous.returncode == 2 and "credentials" in anonymous.stderr and ".dvc/config.local" in anonymous.stderr
+
+    sh(clone, "dvc", "remote", "modify", "--local", "store", "url", "s3://hiwar-test/never-pushed")
+    missing = sh(clone, "hiwar", "pull", "data/clean/conversations.parquet", env=env, check=False)
+    assert missing.returncode == 2
+    assert "never pushed to the remote: data/clean/conversations.parquet (rebuild it with `dvc repro clean`)" \
+        in missing.stderr
+
+
+def test_publish_tags_a_release_that_another_project_imports(repo, s3_server, tmp_path):
+    path, _ = repo
+    _, env = s3_server
+    published = sh(path, "hiwar", "publish", "v0.1", env=env)
+    assert "v0.1" in sh(path, "git", "tag", "--list").stdout, published.stdout
+    card = (path / "releases/v0.1.md").read_text()
+    lock = yaml.safe_load((path / "dvc.lock").read_text())
+    train_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split/train.parquet")
+    assert "| conversations-train | dataset | `data/split/train.parquet` | `" + train_md5 in card
+    assert "dvc import" in card and "--rev v0.1" in card
+    refused = sh(path, "hiwar", "publish", "v0.1", env=env, check=False)
+    assert refused.returncode == 2 and "tag v0.1 already exists" in refused.stderr
+
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    sh(consumer, "git", "init", "-q")
+    sh(consumer, "dvc", "init", "-q")
+    sh(consumer, "dvc", "import", str(path), "data/split/train.parquet", "--rev", "v0.1", env=env)
+    assert hashlib.md5((consumer / "train.parquet").read_bytes()).hexdigest() == train_md5
+    assert "rev: v0.1" in (consumer / "train.parquet.dvc").read_text()
+    sh(consumer, "dvc", "get", str(path), "data/split", "--rev", "v0.1", "-o", "splits", env=env)
+    assert {p.name for p in (consumer / "splits").iterdir()} >= {"train.parquet", "test.parquet", "README.md"}
+
+
 def test_exp_run_with_a_finetune_param_reruns_only_finetune_and_evaluate(repo):
     path, _ = repo
     exp = sh(path, "dvc", "exp", "run", "-S", "finetune.models.tiny_arabiangpt.learning_rate=0.005")
@@ -114,3 +193,30 @@ def test_exp_run_with_a_finetune_param_reruns_only_finetune_and_evaluate(repo):
     changed = json.loads(diff)
     assert any(k.startswith("models.tiny_arabiangpt.finetuned") for k in changed["metrics/evaluate.json"])
     assert "metrics/generate.json" not in changed
+
+
+def test_queued_experiments_run_in_temporary_workspaces_and_hiwar_compare_shows_both(repo):
+    path, _ = repo
+    sh(path, "git", "checkout", "--", ".")  # the experiment above was applied to the workspace
+    sh(path, "dvc", "checkout")
+    for name, rate in (("lr-high", "0.004"), ("lr-low", "0.0002")):
+        sh(path, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"finetune.models.tiny_arabiangpt.learning_rate={rate}")
+    sh(path, "dvc", "queue", "start", "-j", "1")
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            status = sh(path, "dvc", "queue", "status").stdout
+            if sum(("Success" in line or "Failed" in line) for line in status.splitlines()) >= 2:
+                break
+            time.sleep(3)
+    finally:
+        sh(path, "dvc", "queue", "stop", check=False)
+    assert "Failed" not in status, sh(path, "dvc", "queue", "logs", "lr-low", check=False).stdout[-3000:]
+
+    show = json.loads(sh(path, "dvc", "exp", "show", "--json").stdout)
+    runs = {e["name"]: e["data"]["metrics"]["metrics/evaluate.json"]["data"]["models"]["tiny_arabiangpt"]["finetuned"]
+            for commit in show for group in (commit.get("experiments") or []) for e in group["revs"]}
+    assert {"lr-high", "lr-low"} <= set(runs) and runs["lr-high"]["perplexity"] != runs["lr-low"]["perplexity"]
+    compared = sh(path, "hiwar", "compare", "--out", "reports/compare").stdout
+    assert "lr-high (on" in compared and "lr-low (on" in compared
+    assert (path / "reports/compare/compare.md").is_file() and list((path / "reports/compare").glob("*.png"))

@@ -316,3 +316,27 @@ def compare(out, all_commits, revs, metrics, json_file):
     path = write_comparison(exp_show, Path(out), list(metrics) or KEY_METRICS)
     click.echo(path.read_text(encoding="utf-8").split("\n![")[0].rstrip())
     click.echo(f"\nwritten: {path} (and one PNG per metric beside it)")
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+def pull(targets, remote):
+    """`dvc pull` with its usual failures explained: unreachable remote, missing credentials, outputs that were
+    never pushed (and the stage that rebuilds them). TARGETS: stages or paths, as for `dvc pull`."""
+    from hiwar.publish import run
+
+    click.echo(run(["dvc", "pull", *targets, *(["-r", remote] if remote else [])]).rstrip())
+
+
+@main.command()
+@click.argument("tag")
+@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+@click.option("-m", "--message", default=None, help="Annotation of the git tag.")
+def publish(tag, remote, message):
+    """Release the current commit as TAG: push every output to the DVC remote, write releases/TAG.md (artifacts
+    with hashes, headline metrics, `dvc import` lines), commit it and tag. Needs a clean, up-to-date workspace."""
+    from hiwar.publish import publish as do_publish
+
+    card = do_publish(tag, remote, message)
+    click.echo(f"published {tag}: {card} committed and tagged; share it with `git push --follow-tags`")
