@@ -75,3 +75,22 @@ def test_generate_model_path_that_does_not_exist_is_reported(tmp_path, params_da
 
     with pytest.raises(HiwarError, match=r"generate\.model: models/nope does not exist"):
         get_backend(params)
+
+
+def test_launcher_and_endpoints_are_checked(tmp_path, params_data):
+    data = dict(params_data, finetune=dict(params_data["finetune"], launcher="srun python"))
+    with pytest.raises(ParamsError, match=r"finetune\.launcher: .*expected `python`, `accelerate launch"):
+        load_section("finetune", write(tmp_path, data))
+    for launcher in ("accelerate launch --config_file configs/accelerate/ddp.yaml", "torchrun --nproc_per_node 4"):
+        data = dict(params_data, finetune=dict(params_data["finetune"], launcher=launcher))
+        assert load_section("finetune", write(tmp_path, data)).launcher == launcher
+    http = dict(params_data["generate"]["http"], endpoints=[{"base_url": "localhost:8000", "concurrency": 4}])
+    data = dict(params_data, generate=dict(params_data["generate"], http=http))
+    with pytest.raises(ParamsError, match=r"generate\.http\.endpoints\.0\.base_url: .*http:// or https://"):
+        load_section("generate", write(tmp_path, data))
+
+
+def test_the_finetune_stage_command_follows_the_launcher_param(root):
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["finetune"]
+    assert "${finetune.launcher} stages/finetune.py ${key}" in stage["do"]["cmd"]
+    assert "finetune.launcher" in stage["do"]["params"]

@@ -179,12 +179,23 @@ class FinetuneModel(Section):
     merge: bool  # LoRA: also save the adapter merged into the base weights
     packing: bool  # several conversations per row, without attention between them
     save_steps: int = Field(ge=1)  # checkpoint interval; an interrupted run resumes from the last one
+    logging_steps: int = Field(default=5, ge=1)  # loss logged (DVCLive) every this many optimizer steps
     trust_remote_code: bool
 
 
 class FinetuneParams(Section):
     seed: int
+    # What runs stages/finetune.py: `python`, or a multi-process launcher such as
+    # `accelerate launch --config_file configs/accelerate/ddp.yaml` or `torchrun --nproc_per_node 4`.
+    launcher: str
     models: dict[str, FinetuneModel] = Field(min_length=1)
+
+    @field_validator("launcher")
+    @classmethod
+    def _known_launcher(cls, value):
+        if not (value == "python" or value.startswith(("accelerate launch", "torchrun", "python -m torch.distributed"))):
+            raise ValueError("expected `python`, `accelerate launch ...` or `torchrun ...`")
+        return value
 
 
 # --- evaluate -----------------------------------------------------------------------------------------

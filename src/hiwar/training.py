@@ -1,8 +1,8 @@
 """Fine-tuning a base model on the generated conversations, with loss on assistant tokens only.
 
-Thin on purpose: the HF Trainer does the loop (seeding, length-grouped batches, checkpoints and resume,
-bf16 where supported, several GPUs under `accelerate launch`); hiwar supplies the chat format, the labels,
-packing and the bookkeeping.
+Thin on purpose: the HF Trainer does the loop (seeding, checkpoints and resume, bf16 where supported,
+several processes under `accelerate launch` or `torchrun`); hiwar supplies the chat format, the labels,
+packing, a length-grouped sampler that gives the same batches for any process count, and the bookkeeping.
 """
 
 from __future__ import annotations
@@ -139,16 +139,77 @@ def fingerprint(spec: FinetuneModel, seed: int, train: pd.DataFrame) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def prepare_checkpoints(work_dir: Path, key: str) -> str | None:
-    """The last checkpoint to resume from, after discarding checkpoints of a different run."""
+def prepare_checkpoints(work_dir: Path, key: str, args) -> str | None:
+    """The last checkpoint to resume from, after discarding checkpoints of a different run. Under several
+    processes only the main one cleans up; the others wait for it, then read the same answer."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    stamp = work_dir / "fingerprint"
-    if work_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
-        shutil.rmtree(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(key)
-    return get_last_checkpoint(str(work_dir))
+    with args.main_process_first(local=False, desc="checkpoints"):
+        if args.process_index == 0:
+            stamp = work_dir / "fingerprint"
+            if work_dir.exists() and (not stamp.exists() or stamp.read_text() != key):
+                shutil.rmtree(work_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(key)
+        return get_last_checkpoint(str(work_dir))
+
+
+class GlobalLengthGroupedSampler(torch.utils.data.Sampler):
+    """Length-grouped order over the global batch (per-device batch x accumulation x processes), drawn from
+    a generator seeded per epoch. Every rank draws the same order, and accelerate hands rank r the r-th
+    per-device slice of each global batch, so N processes see exactly the batches one process with the same
+    global batch sees: the loss curves match.
+
+    A random `len % global_batch` examples sit out each epoch (others next epoch): a short last global batch
+    would be split unevenly across ranks, which accelerate pads with repeated examples (or, with uneven
+    batches allowed, leaves a rank waiting for the others forever)."""
+
+    def __init__(self, lengths: list[int], global_batch: int, seed: int):
+        self.lengths, self.global_batch, self.seed, self.epoch = lengths, global_batch, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths) // self.global_batch * self.global_batch
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        keep = torch.randperm(len(self.lengths), generator=generator)[:len(self)].tolist()
+        order = get_length_grouped_indices([self.lengths[i] for i in keep], self.global_batch, generator=generator)
+        return iter([keep[i] for i in order])
+
+
+def _trainer_classes():
+    """The Trainer with hiwar's sampler and an unsharded evaluation, and a callback that logs the last step.
+    Built on first use so that importing this module does not import the Trainer."""
+    from transformers import Trainer, TrainerCallback
+
+    class HiwarTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            a = self.args
+            return GlobalLengthGroupedSampler([len(ex["input_ids"]) for ex in dataset],
+                                              a.train_batch_size * a.gradient_accumulation_steps * a.world_size,
+                                              a.data_seed)
+
+        def get_eval_dataloader(self, eval_dataset=None):
+            # Every rank evaluates the whole set, one conversation per batch: a sharded eval loss depends on
+            # the process count (short last batches padded with repeats), and a mean of per-conversation
+            # losses does not depend on how the set is batched. The gathered copies are equal.
+            dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+            return torch.utils.data.DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=self.data_collator)
+
+    class LogLastStep(TrainerCallback):
+        # Logged losses are averaged across ranks, but steps after the last log reach train_loss from each
+        # rank alone: logging the last step leaves nothing over.
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+    return HiwarTrainer, LogLastStep
 
 
 def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame, out_dir: Path,
@@ -157,7 +218,7 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
 
     Returns the metrics; DVCLive writes the loss curves under `live_dir`.
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
     from transformers.trainer_utils import set_seed
 
     # Seed before the model is built and LoRA wraps it: adapter weights are drawn at wrap time.
@@ -170,12 +231,11 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     eval_examples, eval_counts = encode_split(tokenizer, validation, spec.max_length)
     if spec.packing:
         train_counts["packed_rows"] = len(train_examples := pack(train_examples, spec.max_length))
-    resume = prepare_checkpoints(work_dir, fingerprint(spec, seed, train))
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     args = TrainingArguments(
         output_dir=str(work_dir),
         per_device_train_batch_size=spec.batch_size,
-        per_device_eval_batch_size=spec.batch_size,
+        per_device_eval_batch_size=1,
         gradient_accumulation_steps=spec.grad_accum,
         learning_rate=spec.learning_rate,
         num_train_epochs=spec.epochs,
@@ -184,25 +244,31 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         weight_decay=0.01,
         seed=seed,
         data_seed=seed,
-        train_sampling_strategy="group_by_length",
         eval_strategy="epoch",
         save_strategy="steps",
         save_steps=spec.save_steps,
         save_total_limit=2,
-        logging_steps=5,
+        logging_steps=spec.logging_steps,
         report_to="none",
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every trainable parameter gets a gradient
     )
-    callbacks = list(callbacks)
+    # The process count is part of the run: a checkpoint's step means other batches under another one.
+    resume = prepare_checkpoints(work_dir, f"{fingerprint(spec, seed, train)}-w{args.world_size}", args)
+    if args.process_index == 0:
+        print(f"finetune: {args.world_size} process(es) x batch {spec.batch_size} x accumulation {spec.grad_accum}"
+              f" = effective batch {spec.batch_size * spec.grad_accum * args.world_size}", flush=True)
+    HiwarTrainer, LogLastStep = _trainer_classes()
+    callbacks = [LogLastStep(), *callbacks]
     if live_dir is not None:
         from transformers.integrations import DVCLiveCallback
 
         from dvclive import Live
 
         callbacks.append(DVCLiveCallback(live=Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)))
-    trainer = Trainer(
+    trainer = HiwarTrainer(
         model=model, args=args, train_dataset=train_examples, eval_dataset=eval_examples,
         data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks,
     )
@@ -211,8 +277,11 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     seconds = time.perf_counter() - start
     final_eval = trainer.evaluate()
 
+    # Under FSDP each rank holds a shard: gather the full weights on every rank (a collective), then rank 0
+    # saves them. (Written for GPUs; not run on these machines.)
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
     if trainer.is_world_process_zero():
-        save(model, tokenizer, spec, out_dir)
+        save(model, tokenizer, spec, out_dir, state_dict)
     return {
         "method": spec.method,
         "train_loss": round(result.training_loss, 4),
@@ -222,15 +291,18 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         "train_seconds": round(seconds, 1),
         "bf16": bf16,
         "packing": spec.packing,
+        "processes": args.world_size,
+        "effective_batch_size": spec.batch_size * spec.grad_accum * args.world_size,
         "trainable_parameters": trainable,
         "train": train_counts,
         "validation": eval_counts,
     }
 
 
-def save(model, tokenizer, spec: FinetuneModel, out_dir: Path) -> None:
+def save(model, tokenizer, spec: FinetuneModel, out_dir: Path, state_dict: dict | None = None) -> None:
     """The tokenizer with its chat template, and the weights: a LoRA adapter (plus a merged copy when
-    `merge` is set) or the full model. Generation stops at the end-of-turn marker the model learnt."""
+    `merge` is set) or the full model. Generation stops at the end-of-turn marker the model learnt.
+    `state_dict`: weights gathered from FSDP shards, for a full fine-tune."""
     end_id = tokenizer.convert_tokens_to_ids(END)
     if spec.method == "lora":
         model.save_pretrained(out_dir / "adapter")
@@ -240,5 +312,5 @@ def save(model, tokenizer, spec: FinetuneModel, out_dir: Path) -> None:
         model = model.merge_and_unload()
     model.generation_config.eos_token_id = end_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, **({"state_dict": state_dict} if state_dict and spec.method == "full" else {}))
     tokenizer.save_pretrained(out_dir)
