@@ -14,6 +14,7 @@ from hiwar.generation.cache import ResponseCache
 from hiwar.generation.http_backend import backoff_delay, retry_after_seconds
 from hiwar.grid import build_grid
 from hiwar.params import GenerateParams, GridParams
+from hiwar.report import generation_section
 
 
 def http_params(params_data, urls, tmp_path, **changes):
@@ -134,3 +135,7 @@ def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loo
         seen = {entry["seed"] for entry in served(log)}
         answered = {int(key[:15], 16) for key, r in ResponseCache(params.cache_dir).records.items() if r["endpoint"] == url}
         assert answered <= seen, name
+    # The report's table says the same: one row per endpoint with its answers.
+    report = "\n".join(generation_section(summarize(raw, accounting, 1.0, stats)))
+    for url in urls:
+        assert f"| {url} | {by_endpoint[url]} | {stats[url]['attempts']} |" in report

@@ -1,9 +1,9 @@
 """Releases and remote storage: `hiwar publish` and `hiwar pull`.
 
 `publish TAG` refuses a dirty or stale workspace (a release must be exactly a commit whose outputs are what
-its dvc.lock says), pushes every stage output to the DVC remote, writes `releases/TAG.md` (artifacts with
-their hashes, headline metrics, and the `dvc import` lines that consume them), commits it and tags the
-commit. `pull` is `dvc pull` with the usual failures explained in one line each.
+its dvc.lock says), pushes every stage output and the generation cache to the DVC remote, writes
+`releases/TAG.md` (artifacts with their hashes, headline metrics, and the `dvc import` lines that consume
+them), commits it with the cache's .dvc file and tags that commit. `pull` is `dvc pull` with the usual failures explained in one line each.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from hiwar.errors import HiwarError
+from hiwar.params import load_section
 
 
 def run(args: list[str], what: str | None = None) -> str:
@@ -144,13 +145,18 @@ def publish(tag: str, remote: str | None, message: str | None) -> Path:
     if stale:
         raise HiwarError(f"stages not up to date: {', '.join(sorted(stale))} (expected `dvc repro` and a commit "
                          "before publishing)")
+    tracked = []
+    cache = Path(load_section("generate").cache_dir)
+    if cache.is_dir() and not cache.is_absolute():  # the generation cache travels with the release
+        run(["dvc", "add", str(cache)])
+        tracked.append(f"{cache}.dvc")
     run(["dvc", "push", *(["-r", remote] if remote else [])])
     commit = run(["git", "rev-parse", "HEAD"]).strip()
     url = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True).stdout.strip()
     card = Path("releases") / f"{tag}.md"
     card.parent.mkdir(exist_ok=True)
     card.write_text(release_card(tag, commit, url or "<url of this git repository>"), encoding="utf-8")
-    run(["git", "add", str(card)])
+    run(["git", "add", str(card), *tracked])
     run(["git", "commit", "-q", "-m", f"Release {tag}"])
     run(["git", "tag", "-a", tag, "-m", message or f"hiwar release {tag}"])
     return card

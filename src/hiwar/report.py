@@ -34,6 +34,26 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
     return "\n".join(lines)
 
 
+def generation_section(generate: dict) -> list[str]:
+    """How the dataset's requests went: totals, and who served them when generation used servers."""
+    if not generate:
+        return []
+    lines = ["## Generation", "",
+             f"{generate['requested']} requests: {generate['succeeded']} answered ({generate['cache_hits']} from the "
+             f"cache), {generate['failed']} failed, {generate['retries']} retries, {generate['hit_max_tokens']} hit "
+             f"max_new_tokens; {generate['tokens_out']} tokens written.", ""]
+    endpoints = generate.get("per_endpoint") or {}
+    if endpoints:
+        lines += ["| endpoint | answered | attempts | errors | ejections | latency mean / p50 / p95 (s) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for url, e in endpoints.items():
+            errors = ", ".join(f"{kind} x{n}" for kind, n in e["errors"].items()) or "none"
+            latency = " / ".join("-" if e[k] is None else f"{e[k]:.3f}" for k in ("latency_mean", "latency_p50", "latency_p95"))
+            lines.append(f"| {url} | {e['answered']} | {e['attempts']} | {errors} | {e['ejections']} | {latency} |")
+        lines.append("")
+    return lines
+
+
 def charts(plots: Path, out: Path) -> list[str]:
     import matplotlib
 
@@ -91,6 +111,7 @@ def write_report(root: Path, out: Path) -> Path:
         "is hiwar's reconstruction of the paper's RAVEN (its definition is not available); its values are not "
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
+        *generation_section(_read(root / "metrics/generate.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"
