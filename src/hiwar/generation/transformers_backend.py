@@ -102,8 +102,9 @@ class TransformersBackend(Backend):
         for start in range(0, len(order), p.batch_size):
             indices = order[start:start + p.batch_size]
             batch = [requests[i] for i in indices]
+            # A rendered chat template already holds the special tokens it needs (BOS among them).
             enc = self.tokenizer([self._prompt_text(r) for r in batch], return_tensors="pt", padding=True,
-                                 add_special_tokens=False)
+                                 add_special_tokens=not batch[0].chat)
             sampling = {}
             if p.temperature > 0:
                 sampling["logits_processor"] = [SeededSampler([r.seed for r in batch], p.temperature, p.top_p)]
