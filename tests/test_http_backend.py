@@ -53,6 +53,7 @@ def test_a_server_that_fails_at_random_still_yields_complete_correctly_counted_o
     assert metrics["retries"] == len(faults) and metrics["sent"] + metrics["retries"] == len(seen)
     errors = metrics["per_endpoint"][url]["errors"]
     assert errors.get("HTTP 429", 0) == faults.count("429") and errors.get("empty", 0) == faults.count("empty")
+    assert metrics["empty_retried"] == faults.count("empty") and metrics["empty"] == 0
     assert errors.get("malformed", 0) == faults.count("malformed") and errors.get("timeout", 0) == faults.count("timeout")
 
 

@@ -84,7 +84,8 @@ class Progress:
 
 def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_params: GridParams, seed: Seed,
              cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw rows in grid order, and per-row accounting (cache hit, attempts, endpoint) for the metrics."""
+    """Raw rows in grid order, and per-row accounting (topic, cache hit, attempts, empty answers) for the
+    metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
     planned = plan_requests(grid, params, grid_params, seed, backend.model_id, backend.revision)
     chat = params.template == CHAT_TEMPLATE
     first = planned.drop_duplicates("request_key")  # the same key twice is one question, asked once
@@ -147,7 +148,8 @@ def _counts(raw: pd.DataFrame, accounting: pd.DataFrame) -> dict:
         "requested": int(len(raw)),
         "succeeded": int((~failed).sum()),
         "failed": int(failed.sum()),
-        "empty": int((failed & raw["error"].fillna("").str.startswith("empty")).sum()),
+        "empty": int((failed & raw["error"].fillna("").str.startswith("empty")).sum()),  # even after retries
+        "empty_retried": int(accounting["empty_answers"].sum()),  # empty answers that were asked again
         "cache_hits": int(accounting["cached"].sum()),
         "sent": int((~accounting["cached"]).sum()),
         "retried": int((accounting["attempts"] > 1).sum()),
