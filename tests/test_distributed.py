@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from hiwar.standins import build_model, text_corpus, train_tokenizer
 from hiwar.params import StandIn
+from hiwar.standins import build_model, text_corpus, train_tokenizer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -117,22 +117,16 @@ def cache_status(directory):
         click.echo(f"  {model}")
 
 
-def _dvc(*args) -> None:
-    import subprocess
-
-    click.secho("$ dvc " + " ".join(args), fg="cyan", err=True)
-    if subprocess.call(["dvc", *args]) != 0:
-        raise HiwarError(f"`dvc {' '.join(args)}` failed (see its message above)")
-
-
 @cache.command("push")
 @click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
 @click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
 def cache_push(remote, directory):
     """Track the cache with DVC (`dvc add`) and push it; commit the .dvc file it writes."""
+    from hiwar.remote import run
+
     path = _cache_dir(directory)
-    _dvc("add", path)
-    _dvc("push", f"{path}.dvc", *(["-r", remote] if remote else []))
+    run(["dvc", "add", path])
+    click.echo(run(["dvc", "push", f"{path}.dvc", *(["-r", remote] if remote else [])]).rstrip())
     click.echo(f"pushed; now `git add {path}.dvc && git commit` so other machines can `hiwar cache pull`")
 
 
@@ -143,10 +137,12 @@ def cache_pull(remote, directory):
     """Fetch the cache that `hiwar cache push` shared (its .dvc file must be committed)."""
     from pathlib import Path
 
+    from hiwar.remote import run
+
     path = _cache_dir(directory)
     if not Path(f"{path}.dvc").is_file():
         raise HiwarError(f"{path}.dvc: file not found (expected the file `hiwar cache push` writes; git pull first)")
-    _dvc("pull", f"{path}.dvc", *(["-r", remote] if remote else []))
+    click.echo(run(["dvc", "pull", f"{path}.dvc", *(["-r", remote] if remote else [])]).rstrip())
 
 
 @main.command()
@@ -324,7 +320,7 @@ def compare(out, all_commits, revs, metrics, json_file):
 def pull(targets, remote):
     """`dvc pull` with its usual failures explained: unreachable remote, missing credentials, outputs that were
     never pushed (and the stage that rebuilds them). TARGETS: stages or paths, as for `dvc pull`."""
-    from hiwar.publish import run
+    from hiwar.remote import run
 
     click.echo(run(["dvc", "pull", *targets, *(["-r", remote] if remote else [])]).rstrip())
 
@@ -336,7 +332,7 @@ def pull(targets, remote):
 def publish(tag, remote, message):
     """Release the current commit as TAG: push every output to the DVC remote, write releases/TAG.md (artifacts
     with hashes, headline metrics, `dvc import` lines), commit it and tag. Needs a clean, up-to-date workspace."""
-    from hiwar.publish import publish as do_publish
+    from hiwar.remote import publish as do_publish
 
     card = do_publish(tag, remote, message)
     click.echo(f"published {tag}: {card} committed and tagged; share it with `git push --follow-tags`")

@@ -3,7 +3,7 @@ and the release card's artifacts read from dvc.yaml and dvc.lock."""
 
 import pytest
 
-from hiwar.publish import artifacts, explain_dvc_error, stage_of
+from hiwar.remote import artifacts, explain_dvc_error, stage_of
 
 # What dvc 3.67 prints for the three usual faults (recorded against a moto S3 server).
 UNREACHABLE = ('ERROR: failed to connect to s3 (hiwar-test/main/files/md5) - Could not connect to the endpoint URL: '

@@ -1,9 +1,10 @@
-"""Releases and remote storage: `hiwar publish` and `hiwar pull`.
+"""Remote storage and releases: `hiwar pull`, `hiwar publish`, and DVC's errors said in one line.
 
 `publish TAG` refuses a dirty or stale workspace (a release must be exactly a commit whose outputs are what
 its dvc.lock says), pushes every stage output and the generation cache to the DVC remote, writes
 `releases/TAG.md` (artifacts with their hashes, headline metrics, and the `dvc import` lines that consume
-them), commits it with the cache's .dvc file and tags that commit. `pull` is `dvc pull` with the usual failures explained in one line each.
+them), commits it with the cache's .dvc file and tags that commit. `pull` is `dvc pull` with the usual
+failures explained in one line each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from hiwar.errors import HiwarError
 from hiwar.params import load_section
 
 
-def run(args: list[str], what: str | None = None) -> str:
+def run(args: list[str]) -> str:
+    """Run a command and return its output; a failure becomes a HiwarError (DVC's explained)."""
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
         raise HiwarError(explain_dvc_error(done.stdout + done.stderr, " ".join(args)) if args[0] == "dvc"
