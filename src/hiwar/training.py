@@ -306,6 +306,13 @@ def save(model, tokenizer, spec: FinetuneModel, out_dir: Path, state_dict: dict 
     end_id = tokenizer.convert_tokens_to_ids(END)
     if spec.method == "lora":
         model.save_pretrained(out_dir / "adapter")
+        # peft writes target_modules from a set, in an order that changes between runs: sort it so that the
+        # same training gives the same bytes (and the same DVC hash).
+        config = out_dir / "adapter/adapter_config.json"
+        data = json.loads(config.read_text(encoding="utf-8"))
+        if isinstance(data.get("target_modules"), list):
+            data["target_modules"] = sorted(data["target_modules"])
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if not spec.merge:
             tokenizer.save_pretrained(out_dir)
             return
