@@ -83,6 +83,12 @@ def grid_show(rows, template):
                               grid_params.personas))
 
 
+remote_option = click.option("-r", "--remote", default=None,
+                             help="DVC remote name (default: the project's default remote).")
+cache_dir_option = click.option("--dir", "directory", default=None,
+                                help="Default: generate.cache_dir from params.yaml.")
+
+
 @main.group()
 def cache():
     """The generation response cache (generate.cache_dir): look at it, share it through the DVC remote.
@@ -99,7 +105,7 @@ def _cache_dir(directory):
 
 
 @cache.command("status")
-@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+@cache_dir_option
 def cache_status(directory):
     """Count answers, segments and torn records (from a killed run) in the cache."""
     from pathlib import Path
@@ -118,31 +124,31 @@ def cache_status(directory):
 
 
 @cache.command("push")
-@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
-@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+@remote_option
+@cache_dir_option
 def cache_push(remote, directory):
     """Track the cache with DVC (`dvc add`) and push it; commit the .dvc file it writes."""
-    from hiwar.remote import run
+    from hiwar.remote import remote_args, run
 
     path = _cache_dir(directory)
     run(["dvc", "add", path])
-    click.echo(run(["dvc", "push", f"{path}.dvc", *(["-r", remote] if remote else [])]).rstrip())
+    click.echo(run(["dvc", "push", f"{path}.dvc", *remote_args(remote)]).rstrip())
     click.echo(f"pushed; now `git add {path}.dvc && git commit` so other machines can `hiwar cache pull`")
 
 
 @cache.command("pull")
-@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
-@click.option("--dir", "directory", default=None, help="Default: generate.cache_dir from params.yaml.")
+@remote_option
+@cache_dir_option
 def cache_pull(remote, directory):
     """Fetch the cache that `hiwar cache push` shared (its .dvc file must be committed)."""
     from pathlib import Path
 
-    from hiwar.remote import run
+    from hiwar.remote import remote_args, run
 
     path = _cache_dir(directory)
     if not Path(f"{path}.dvc").is_file():
         raise HiwarError(f"{path}.dvc: file not found (expected the file `hiwar cache push` writes; git pull first)")
-    click.echo(run(["dvc", "pull", f"{path}.dvc", *(["-r", remote] if remote else [])]).rstrip())
+    click.echo(run(["dvc", "pull", f"{path}.dvc", *remote_args(remote)]).rstrip())
 
 
 @main.command()
@@ -316,18 +322,18 @@ def compare(out, all_commits, revs, metrics, json_file):
 
 @main.command()
 @click.argument("targets", nargs=-1)
-@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+@remote_option
 def pull(targets, remote):
     """`dvc pull` with its usual failures explained: unreachable remote, missing credentials, outputs that were
     never pushed (and the stage that rebuilds them). TARGETS: stages or paths, as for `dvc pull`."""
-    from hiwar.remote import run
+    from hiwar.remote import remote_args, run
 
-    click.echo(run(["dvc", "pull", *targets, *(["-r", remote] if remote else [])]).rstrip())
+    click.echo(run(["dvc", "pull", *targets, *remote_args(remote)]).rstrip())
 
 
 @main.command()
 @click.argument("tag")
-@click.option("-r", "--remote", default=None, help="DVC remote name (default: the project's default remote).")
+@remote_option
 @click.option("-m", "--message", default=None, help="Annotation of the git tag.")
 def publish(tag, remote, message):
     """Release the current commit as TAG: push every output to the DVC remote, write releases/TAG.md (artifacts

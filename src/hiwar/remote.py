@@ -30,6 +30,10 @@ def run(args: list[str]) -> str:
     return done.stdout
 
 
+def remote_args(remote: str | None) -> list[str]:
+    return ["-r", remote] if remote else []
+
+
 def explain_dvc_error(output: str, command: str) -> str:
     """One line that names the cause and the fix, for the failures people actually hit."""
     text = " ".join(output.split())
@@ -152,7 +156,7 @@ def publish(tag: str, remote: str | None, message: str | None) -> Path:
     if cache.is_dir() and not cache.is_absolute():  # the generation cache travels with the release
         run(["dvc", "add", str(cache)])
         tracked.append(f"{cache}.dvc")
-    run(["dvc", "push", *(["-r", remote] if remote else [])])
+    run(["dvc", "push", *remote_args(remote)])
     commit = run(["git", "rev-parse", "HEAD"]).strip()
     url = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True).stdout.strip()
     card = Path("releases") / f"{tag}.md"
