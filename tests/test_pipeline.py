@@ -165,6 +165,8 @@ def test_publish_tags_a_release_that_another_project_imports(repo, s3_server, tm
     train_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split/train.parquet")
     assert "| conversations-train | dataset | `data/split/train.parquet` | `" + train_md5 in card
     assert "dvc import" in card and "--rev v0.1" in card
+    split = json.loads((path / "metrics/split.json").read_text())["conversations"]
+    assert f"- conversations per split: {split['train']} train / {split['validation']} validation" in card
     assert "cache/generate.dvc" in sh(path, "git", "ls-files").stdout  # the generation cache is published too
     refused = sh(path, "hiwar", "publish", "v0.1", env=env, check=False)
     assert refused.returncode == 2 and "tag v0.1 already exists" in refused.stderr

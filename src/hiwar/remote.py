@@ -126,8 +126,8 @@ def release_card(tag: str, commit: str, repo_url: str, metrics_dir: Path = Path(
         lines.append(f"- kept by cleaning: {clean.get('kept')} (rejected {clean.get('rejected')}; "
                      "reasons in metrics/clean.json)")
     if split:
-        sizes = {k: v for k, v in split.items() if k in ("train", "validation", "test")}
-        lines.append(f"- splits: {json.dumps(sizes)}; the dataset card is data/split/README.md")
+        sizes = " / ".join(f"{n} {name}" for name, n in split.get("conversations", {}).items())
+        lines.append(f"- conversations per split: {sizes}; the dataset card is data/split/README.md")
     for model, kinds in (evaluate.get("models") or {}).items():
         base, tuned = kinds.get("base", {}), kinds.get("finetuned", {})
         if base and tuned:
