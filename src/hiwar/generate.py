@@ -50,11 +50,12 @@ def render_row(row, params: GenerateParams, seed: Seed, personas: dict[str, str]
 
 def plan_requests(grid: pd.DataFrame, params: GenerateParams, grid_params: GridParams, seed: Seed,
                   model_id: str, revision: str | None) -> pd.DataFrame:
-    """The grid with each row's prompt, cache key and sampling seed."""
+    """The grid with each row's prompt (and its short hash), cache key and sampling seed."""
     chat = params.template == CHAT_TEMPLATE
     decoding = {name: getattr(params, name) for name in DECODING}
     planned = grid.copy()
     planned["prompt"] = [render_row(row, params, seed, grid_params.personas) for row in grid.itertuples()]
+    planned["prompt_hash"] = [hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for p in planned["prompt"]]
     planned["request_key"] = [
         request_key(model=model_id, revision=revision, decoding=decoding, prompt=prompt, chat=chat,
                     sample_index=int(index))
@@ -84,7 +85,7 @@ class Progress:
 
 def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_params: GridParams, seed: Seed,
              cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw rows in grid order, and per-row accounting (topic, cache hit, attempts, empty answers) for the
+    """Raw rows in grid order, and per-row accounting (cache hit, attempts, empty answers) for the
     metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
     planned = plan_requests(grid, params, grid_params, seed, backend.model_id, backend.revision)
     chat = params.template == CHAT_TEMPLATE
@@ -102,7 +103,7 @@ def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_
         fresh[row.request_key] = result
         if result.ok:
             cache.add({"key": row.request_key, "model": backend.model_id, "revision": backend.revision,
-                       "prompt_hash": _short_hash(row.prompt), "text": result.text,
+                       "prompt_hash": row.prompt_hash, "text": result.text,
                        "finish_reason": result.finish_reason, "tokens_in": result.tokens_in,
                        "tokens_out": result.tokens_out, "attempts": result.attempts, "endpoint": result.endpoint,
                        "latency": result.latency, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -118,10 +119,6 @@ def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_
     return _assemble(planned, fresh, cache, backend, params)
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def _assemble(planned, fresh, cache, backend, params) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, accounting = [], []
     for row in planned.itertuples():
@@ -133,11 +130,12 @@ def _assemble(planned, fresh, cache, backend, params) -> tuple[pd.DataFrame, pd.
         else:
             answer = dict(raw_text="", finish_reason="error", error=result.error, tokens_in=0, tokens_out=0)
         rows.append(dict(generator=backend.model_id, revision=backend.revision, template=params.template,
-                         prompt=row.prompt, prompt_hash=_short_hash(row.prompt), request_key=row.request_key,
+                         prompt=row.prompt, prompt_hash=row.prompt_hash, request_key=row.request_key,
                          **answer))
-        accounting.append(dict(topic=row.topic, cached=result is None, attempts=result.attempts if result else 0,
+        accounting.append(dict(cached=result is None, attempts=result.attempts if result else 0,
                                empty_answers=result.empty_answers if result else 0))
-    raw = pd.concat([planned[list(planned.columns.drop(["prompt", "request_key", "request_seed"]))]
+    grid_columns = planned.columns.drop(["prompt", "prompt_hash", "request_key", "request_seed"])
+    raw = pd.concat([planned[list(grid_columns)]
                      .reset_index(drop=True), pd.DataFrame(rows, columns=RAW_COLUMNS)], axis=1)
     return raw, pd.DataFrame(accounting)
 
@@ -164,8 +162,8 @@ def summarize(raw: pd.DataFrame, accounting: pd.DataFrame, seconds: float, endpo
     """metrics/generate.json: the totals, then the same counts per topic, then per endpoint (http)."""
     metrics = _counts(raw, accounting)
     metrics["wall_seconds"] = round(seconds, 2)
-    metrics["per_topic"] = {topic: _counts(raw[mask], accounting[mask])
-                            for topic, mask in ((t, raw["topic"].eq(t).to_numpy()) for t in sorted(raw["topic"].unique()))}
+    # raw and accounting share one index (0..n-1, grid order)
+    metrics["per_topic"] = {topic: _counts(rows, accounting.loc[rows.index]) for topic, rows in raw.groupby("topic")}
     if endpoints:
         metrics["per_endpoint"] = endpoints
     return metrics
