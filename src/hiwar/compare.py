@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -119,11 +118,10 @@ def charts(frame: pd.DataFrame, metrics: list[str], out: Path) -> list[Path]:
 
 
 def dvc_exp_show(all_commits: bool, revs: list[str]) -> list[dict]:
-    args = ["dvc", "exp", "show", "--json", *(["-A"] if all_commits else []), *(a for r in revs for a in ("--rev", r))]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise HiwarError(f"`{' '.join(args)}` failed: {done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
-    return json.loads(done.stdout)
+    from hiwar.remote import run
+
+    return json.loads(run(["dvc", "exp", "show", "--json", *(["-A"] if all_commits else []),
+                           *(a for r in revs for a in ("--rev", r))]))
 
 
 def write_comparison(exp_show: list[dict], out: Path, patterns: list[str] = KEY_METRICS) -> Path:
