@@ -70,6 +70,24 @@ def short_conversation():
     ]
 
 
+@pytest.fixture(scope="session")
+def base_dir(tmp_path_factory, seed):
+    """A small GPT-2 stand-in saved as a base model (no chat format yet), for fine-tuning tests."""
+    import torch
+
+    from hiwar.params import StandIn
+    from hiwar.standins import build_model, text_corpus, train_tokenizer
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("base")
+    tokenizer = train_tokenizer(text_corpus(seed), 600)
+    spec = StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
+                   batch_size=1, learning_rate=1e-3)
+    build_model(spec, tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def loopback(tmp_path):
     """Start OpenAI-compatible loopback servers (hiwar.loopback) in subprocesses: loopback(**options) gives

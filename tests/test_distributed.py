@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 import yaml
-
-from hiwar.params import StandIn
-from hiwar.standins import build_model, text_corpus, train_tokenizer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,17 +20,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, seed):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("base")
-    tokenizer = train_tokenizer(text_corpus(seed), 600)
-    build_model(StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
-                        batch_size=1, learning_rate=1e-3), tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def project(path: Path, seed, base_dir, batch_size: int, launcher: str) -> Path:

@@ -9,8 +9,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, TrainerCallback
 
 from hiwar.chat_format import END, add_chat_format, encode, trained_text
-from hiwar.params import FinetuneModel, StandIn
-from hiwar.standins import build_model, text_corpus, train_tokenizer
+from hiwar.params import FinetuneModel
+from hiwar.standins import text_corpus
 from hiwar.training import PadCollator, finetune, load_finetuned, pack
 
 
@@ -23,19 +23,6 @@ def sentencepiece_style(texts):
     tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=800, special_tokens=["<unk>", "</s>"],
                                                             unk_token="<unk>", show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>")
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, seed):
-    """A small GPT-2 stand-in saved as a base model (no chat format yet)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("base")
-    tokenizer = train_tokenizer(text_corpus(seed), 600)
-    spec = StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
-                   batch_size=1, learning_rate=1e-3)
-    build_model(spec, tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
