@@ -3,8 +3,9 @@
 Every run trains the same small GPT-2 stand-in (built here from the seed corpus) on the same
 variable-length conversations (each seed conversation cut after a random number of its exchanges, as
 cleaned generations range from 2 to 8 exchanges), with the same batch size, max length, learning rate,
-step count and assistant-only loss, and reports real (non-padding) training tokens per second. TRL gets the same chat format, with
-`{% generation %}` markers so that its `assistant_only_loss` can find the assistant tokens.
+step count and assistant-only loss, and reports real (non-padding) training tokens per second. TRL gets the
+same chat format, with `{% generation %}` markers so that its `assistant_only_loss` can find the assistant
+tokens. Packed rows use hiwar's per-conversation attention, as the finetune stage does.
 
 Goals: hiwar at least as fast as TRL (ratio >= 1); packing at least 1.5x padding.
 
@@ -25,6 +26,7 @@ import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from hiwar.chat_format import ASSISTANT, END, SYSTEM, USER, add_chat_format  # noqa: E402
+from hiwar.packed_attention import use_packed_attention  # noqa: E402
 from hiwar.params import StandIn  # noqa: E402
 from hiwar.seed import load_seed  # noqa: E402
 from hiwar.standins import build_model, text_corpus, train_tokenizer  # noqa: E402
@@ -75,6 +77,7 @@ def run_hiwar(frame, steps: int, packing: bool, sampling: str) -> float:
     examples, _ = encode_split(tokenizer, frame, MAX_LENGTH)
     if packing:
         examples = pack(examples, MAX_LENGTH)
+        use_packed_attention(model)
     collate = TokenCount(PadCollator(tokenizer.pad_token_id))
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(model=model, args=TrainingArguments(**args(out, steps, train_sampling_strategy=sampling)),

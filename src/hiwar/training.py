@@ -19,6 +19,7 @@ import torch
 
 from hiwar.chat_format import END, IGNORE, ROLE_TOKENS, add_chat_format, encode
 from hiwar.errors import HiwarError
+from hiwar.packed_attention import use_packed_attention
 from hiwar.params import FinetuneModel
 
 
@@ -68,8 +69,8 @@ def encode_split(tokenizer, frame: pd.DataFrame, max_length: int) -> tuple[list[
 def pack(examples: list[dict], max_length: int) -> list[dict]:
     """Conversations packed into rows of at most `max_length` tokens (best fit, longest first).
 
-    Position ids restart at 0 for every conversation; the models build a block-diagonal causal mask from
-    them, so no token attends across conversations. The first label of every conversation is ignored
+    Position ids restart at 0 for every conversation, and attention keeps to each conversation (see
+    packed_attention), so no token attends across conversations. The first label of every conversation is ignored
     already (it is a user marker), so no target is predicted from the previous conversation either.
     """
     rows: list[dict] = []
@@ -93,8 +94,8 @@ def pack(examples: list[dict], max_length: int) -> list[dict]:
 class PadCollator:
     """Right-pads a batch; padding is never attended to and never a target.
 
-    Packed rows carry position ids and no attention mask (the mask comes from the position ids; right
-    padding sits after every real token, so causal attention never reaches it)."""
+    Packed rows carry position ids and no attention mask: the position ids say where conversations end, and
+    the padding after a row's last token counts as one more conversation, never attended to by a real one."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -224,6 +225,7 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     # Seed before the model is built and LoRA wraps it: adapter weights are drawn at wrap time.
     set_seed(seed)
     tokenizer, model = load_base(spec, seed)
+    attention = use_packed_attention(model) if spec.packing else model.config._attn_implementation
     if spec.method == "lora":
         model = wrap_lora(model, tokenizer, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -291,6 +293,7 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         "train_seconds": round(seconds, 1),
         "bf16": bf16,
         "packing": spec.packing,
+        "attention": attention,
         "processes": args.world_size,
         "effective_batch_size": spec.batch_size * spec.grad_accum * args.world_size,
         "trainable_parameters": trainable,
