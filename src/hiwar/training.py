@@ -70,8 +70,8 @@ def pack(examples: list[dict], max_length: int) -> list[dict]:
     """Conversations packed into rows of at most `max_length` tokens (best fit, longest first).
 
     Position ids restart at 0 for every conversation, and attention keeps to each conversation (see
-    packed_attention), so no token attends across conversations. The first label of every conversation is ignored
-    already (it is a user marker), so no target is predicted from the previous conversation either.
+    packed_attention), so no token attends across conversations. The first label of every conversation is
+    ignored already (it is a user marker), so no target is predicted from the previous conversation either.
     """
     rows: list[dict] = []
     free: list[tuple[int, int]] = []  # (space left, row index), sorted: the tightest row that fits wins
