@@ -83,6 +83,9 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
                 "models/finetuned/tiny_arabiangpt/chat_template.jinja", "data/eval/replies.parquet",
                 "data/split/README.md", "dvclive/tiny_aragpt2/plots/metrics/loss.tsv"]:
         assert (path / out).exists(), out
+    # Tracked curves hold no timings, which would differ on every rerun.
+    assert not [f for f in (path / "dvclive").rglob("*") if "runtime" in f.name or "per_second" in f.name]
+    assert "runtime" not in (path / "dvclive/tiny_aragpt2/metrics.json").read_text()
     clean = json.loads((path / "metrics/clean.json").read_text())
     assert clean["input"] == 120 == clean["kept"] + clean["rejected"]
     evaluate = json.loads((path / "metrics/evaluate.json").read_text())

@@ -213,6 +213,22 @@ def _trainer_classes():
     return HiwarTrainer, LogLastStep
 
 
+def dvclive_callback(live_dir: Path):
+    """DVCLive logging of the curves (loss, learning rate, gradient norm), without the timings: those change
+    on every run, so as tracked plots they would turn every rerun into a change. `train_seconds` in the
+    metrics keeps the time."""
+    from transformers.integrations import DVCLiveCallback
+
+    from dvclive import Live
+
+    class WithoutTimings(DVCLiveCallback):
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            logs = {k: v for k, v in (logs or {}).items() if not k.endswith(("runtime", "_per_second"))}
+            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return WithoutTimings(live=Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None))
+
+
 def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame, out_dir: Path,
              work_dir: Path, seed: int, live_dir: Path | None = None, callbacks: list = ()) -> dict:
     """Train, resuming from a checkpoint in `work_dir` if one of the same run exists, and save to `out_dir`.
@@ -265,11 +281,7 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     HiwarTrainer, LogLastStep = _trainer_classes()
     callbacks = [LogLastStep(), *callbacks]
     if live_dir is not None:
-        from transformers.integrations import DVCLiveCallback
-
-        from dvclive import Live
-
-        callbacks.append(DVCLiveCallback(live=Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)))
+        callbacks.append(dvclive_callback(live_dir))
     trainer = HiwarTrainer(
         model=model, args=args, train_dataset=train_examples, eval_dataset=eval_examples,
         data_collator=PadCollator(tokenizer.pad_token_id), callbacks=callbacks,
