@@ -1,6 +1,6 @@
 """Cleaning + splitting throughput at paper scale (43,316 conversations) and at 10x.
 
-Builds a synthetic corpus of raw generations from the seed conversations (recombined turns, with exact
+Builds a synthetic corpus of raw generations from the bundled conversations (recombined turns, with exact
 duplicates, near duplicates and broken rows mixed in, as a real generator produces), then times the
 clean and split stages' library calls on it. Prints conversations/s at each scale and the 10x/1x ratio
 (goal: paper scale under 60 s on 2 cores; ratio at most 12, i.e. near-linear).
@@ -19,8 +19,8 @@ import pandas as pd
 
 from hiwar.cleaning import clean
 from hiwar.params import load_section
-from hiwar.prompts import format_dialogue
-from hiwar.seed import load_seed
+from hiwar.generation.prompts import format_dialogue
+from hiwar.bundled import load_bundled
 from hiwar.splitting import signatures, split, split_metrics
 
 PAPER = 43_316
@@ -28,7 +28,7 @@ PAPER = 43_316
 
 def synthetic_raw(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    convs = load_seed().conversations
+    convs = load_bundled().conversations
     users = [m["content"] for c in convs for m in c["messages"] if m["role"] == "user"]
     answers = [m["content"] for c in convs for m in c["messages"] if m["role"] == "assistant"]
     topics = [c["topic"] for c in convs]

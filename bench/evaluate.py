@@ -1,7 +1,7 @@
 """Evaluation throughput: replies generated in batches of 16 vs one at a time.
 
 Uses a small GPT-2 stand-in built here with hiwar's chat format and the reply prompts (histories) of the
-seed conversations; both runs generate the same number of new tokens per reply (greedy, no early stop), by
+bundled conversations; both runs generate the same number of new tokens per reply (greedy, no early stop), by
 default the mean length of the seed's assistant turns, so the ratio measures batching alone.
 Goal: at least 4x replies/s at batch 16.
 
@@ -18,10 +18,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from hiwar.chat_format import add_chat_format  # noqa: E402
-from hiwar.evaluation import generate_replies, reply_prompts  # noqa: E402
+from hiwar.training.chat_format import add_chat_format  # noqa: E402
+from hiwar.evaluation.metrics import generate_replies, reply_prompts  # noqa: E402
 from hiwar.params import StandIn  # noqa: E402
-from hiwar.seed import load_seed  # noqa: E402
+from hiwar.bundled import load_bundled  # noqa: E402
 from hiwar.standins import build_model, text_corpus, train_tokenizer  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--replies", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=None, help="default: mean assistant-turn length")
     args = parser.parse_args()
-    seed = load_seed()
+    seed = load_bundled()
     torch.manual_seed(0)
     tokenizer = train_tokenizer(text_corpus(seed), 2048)
     model = build_model(StandIn(arch="gpt2", vocab_size=2048, hidden_size=128, layers=3, heads=4, context=1024,
@@ -38,10 +38,10 @@ def main():
     add_chat_format(tokenizer, model)
     model.eval()
     if args.new_tokens is None:
-        answers = [m["content"] for c in seed.conversations for m in c["messages"] if m["role"] == "assistant"]
+        answers = [m["content"] for c in bundled.conversations for m in c["messages"] if m["role"] == "assistant"]
         args.new_tokens = round(sum(len(tokenizer(a)["input_ids"]) for a in answers) / len(answers))
     print(f"{args.replies} replies of {args.new_tokens} new tokens each")
-    histories = [h for h, _ in reply_prompts([c["messages"] for c in seed.conversations])][: args.replies]
+    histories = [h for h, _ in reply_prompts([c["messages"] for c in bundled.conversations])][: args.replies]
     rates = {}
     for batch in (1, 16):
         start = time.perf_counter()

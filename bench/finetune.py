@@ -1,7 +1,7 @@
 """Fine-tuning throughput on the tiny stand-in: hiwar vs TRL's SFTTrainer, and packing vs padding.
 
-Every run trains the same small GPT-2 stand-in (built here from the seed corpus) on the same
-variable-length conversations (each seed conversation cut after a random number of its exchanges, as
+Every run trains the same small GPT-2 stand-in (built here from the bundled conversations) on the same
+variable-length conversations (each bundled conversation cut after a random number of its exchanges, as
 cleaned generations range from 2 to 8 exchanges), with the same batch size, max length, learning rate,
 step count and assistant-only loss, and reports real (non-padding) training tokens per second. TRL gets the
 same chat format, with `{% generation %}` markers so that its `assistant_only_loss` can find the assistant
@@ -25,12 +25,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments  # noqa: E402
 
-from hiwar.chat_format import ASSISTANT, END, SYSTEM, USER, add_chat_format  # noqa: E402
-from hiwar.packed_attention import use_packed_attention  # noqa: E402
+from hiwar.training.chat_format import ASSISTANT, END, SYSTEM, USER, add_chat_format  # noqa: E402
+from hiwar.training.packed_attention import use_packed_attention  # noqa: E402
 from hiwar.params import StandIn  # noqa: E402
-from hiwar.seed import load_seed  # noqa: E402
+from hiwar.bundled import load_bundled  # noqa: E402
 from hiwar.standins import build_model, text_corpus, train_tokenizer  # noqa: E402
-from hiwar.training import PadCollator, encode_split, pack  # noqa: E402
+from hiwar.training.data import PadCollator, encode_split, pack  # noqa: E402
 
 BATCH, MAX_LENGTH, LR = 8, 1024, 1e-3
 # hiwar's template with TRL's generation markers around what the assistant must learn.
@@ -73,7 +73,7 @@ class TokenCount:
 
 
 def run_hiwar(frame, steps: int, packing: bool, sampling: str) -> float:
-    tokenizer, model = standin(load_seed())
+    tokenizer, model = standin(load_bundled())
     examples, _ = encode_split(tokenizer, frame, MAX_LENGTH)
     if packing:
         examples = pack(examples, MAX_LENGTH)
@@ -91,7 +91,7 @@ def run_trl(frame, steps: int) -> float:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    tokenizer, model = standin(load_seed())
+    tokenizer, model = standin(load_bundled())
     tokenizer.chat_template = TRL_TEMPLATE
     dataset = Dataset.from_dict({"messages": [[dict(m) for m in ms] for ms in frame["messages"]]})
     with tempfile.TemporaryDirectory() as out:
@@ -113,7 +113,7 @@ def main():
     steps = parser.parse_args().steps
     rng = np.random.default_rng(0)
     conversations = [c["messages"][: 2 * int(rng.integers(1, len(c["messages"]) // 2 + 1))]
-                     for c in load_seed().conversations]
+                     for c in load_bundled().conversations]
     frame = pd.DataFrame({"messages": conversations})
     results = {
         "trl_sft_padding": run_trl(frame, steps),

@@ -26,14 +26,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hiwar.generate import generate, plan_requests  # noqa: E402
+from hiwar.generation.driver import generate, plan_requests  # noqa: E402
 from hiwar.generation import Request, get_backend  # noqa: E402
 from hiwar.generation.base import Backend  # noqa: E402
 from hiwar.generation.cache import ResponseCache  # noqa: E402
 from hiwar.generation.fake import FakeBackend  # noqa: E402
-from hiwar.grid import build_grid  # noqa: E402
+from hiwar.generation.grid import build_grid  # noqa: E402
 from hiwar.params import load_section  # noqa: E402
-from hiwar.seed import load_seed  # noqa: E402
+from hiwar.bundled import load_bundled  # noqa: E402
 
 GENERATOR = Path("models/generator/tiny_generator")
 
@@ -46,7 +46,7 @@ def local_batching(n: int, new_tokens: int) -> float:
     grid_params = load_section("grid")
     if not GENERATOR.is_dir():
         sys.exit(f"{GENERATOR}: not found (run `dvc repro models` first)")
-    planned = plan_requests(build_grid(grid_params, load_seed()).head(n), params, grid_params, load_seed(),
+    planned = plan_requests(build_grid(grid_params, load_bundled()).head(n), params, grid_params, load_bundled(),
                             str(GENERATOR), None)
     requests = [Request(row.prompt, seed=row.request_seed) for row in planned.itertuples()]
     runs = {}
@@ -124,7 +124,7 @@ class NeverCalled(Backend):
 
 
 def cached_paper_grid() -> float:
-    seed = load_seed()
+    seed = load_bundled()
     grid_params = load_section("grid").model_copy(update={"conversations": 43316, "topics": "all",
                                                            "countries": "all"})
     params = load_section("generate").model_copy(update={"backend": "fake"})

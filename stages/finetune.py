@@ -12,9 +12,12 @@ from pathlib import Path
 import click
 
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path, read_parquet, require_path, write_json
+from hiwar.io import atomic_path, is_local_path, read_parquet, require_path, write_json, write_run_facts
 from hiwar.params import load_section
 from hiwar.stage import run_stage
+
+
+RUN_FACTS = ("train_seconds", "resumed_from_step")  # true of this run only: kept out of the metrics
 
 
 @click.command()
@@ -24,12 +27,12 @@ def main(name):
     if name not in params.models:
         raise HiwarError(f"params.yaml: finetune.models.{name}: no such model (expected one of: {', '.join(params.models)})")
     spec = params.models[name]
-    if Path(spec.path).parts[0] in (".", "models", "data"):
+    if is_local_path(spec.path):
         require_path(spec.path, f"finetune.models.{name}.path", "a model directory saved with save_pretrained")
     train = read_parquet("data/split/train.parquet", ["messages"])
     validation = read_parquet("data/split/validation.parquet", ["messages"])
 
-    from hiwar.training import finetune
+    from hiwar.training.trainer import finetune
 
     checkpoints = Path("checkpoints") / name
     # Under `accelerate launch` every process trains; only the main one (rank 0) writes outputs.
@@ -39,6 +42,7 @@ def main(name):
         return
     with atomic_path(f"models/finetuned/{name}") as out:
         metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name)
+    write_run_facts(f"finetune-{name}", {k: metrics.pop(k) for k in RUN_FACTS})
     write_json(f"metrics/train/{name}.json", metrics)
     shutil.rmtree(checkpoints, ignore_errors=True)
 

@@ -5,13 +5,13 @@ backend, and write one raw row per grid row. Fails, writing no output, when too 
 import time
 
 from hiwar.errors import HiwarError
-from hiwar.generate import check_failure_rate, failure_table, generate, summarize
+from hiwar.generation.driver import check_failure_rate, failure_table, generate, summarize
 from hiwar.generation import get_backend
 from hiwar.generation.cache import ResponseCache
-from hiwar.grid import COLUMNS
-from hiwar.io import read_parquet, write_json, write_jsonl, write_parquet
+from hiwar.generation.grid import COLUMNS, TEXT_COLUMNS
+from hiwar.io import read_parquet, write_json, write_jsonl, write_parquet, write_run_facts
 from hiwar.params import load_section
-from hiwar.seed import load_seed
+from hiwar.bundled import load_bundled
 from hiwar.stage import run_stage
 
 FAILURES = "logs/generate-failures.jsonl"
@@ -19,13 +19,13 @@ FAILURES = "logs/generate-failures.jsonl"
 
 def main():
     params = load_section("generate")
-    grid_params = load_section("grid")
-    grid = read_parquet("data/grid.parquet", COLUMNS)
+    grid = read_parquet("data/grid.parquet", COLUMNS + TEXT_COLUMNS)
     cache = ResponseCache(params.cache_dir)
     backend = get_backend(params)
     start = time.perf_counter()
-    raw, accounting = generate(grid, backend, params, grid_params, load_seed(), cache)
-    metrics = summarize(raw, accounting, time.perf_counter() - start, backend.endpoint_stats())
+    raw, accounting = generate(grid, backend, params, load_bundled().conversations, cache)
+    metrics, facts = summarize(raw, accounting, time.perf_counter() - start, backend.endpoint_stats())
+    write_run_facts("generate", facts)
     write_jsonl(FAILURES, failure_table(raw).to_dict("records"))
     message = check_failure_rate(raw, params.max_failure_rate)
     if message:

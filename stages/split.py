@@ -1,5 +1,6 @@
 """Stage `split`: leak-free, topic-stratified train/validation/test in the `messages` format, plus a card."""
 
+from hiwar.dedup import hasher_for
 from hiwar.io import atomic_path, read_parquet, write_json, write_parquet
 from hiwar.params import load_section
 from hiwar.splitting import dataset_card, signatures, split, split_metrics
@@ -9,7 +10,7 @@ from hiwar.stage import run_stage
 def main():
     params = load_section("split")
     frame = read_parquet("data/clean/conversations.parquet", ["conversation_id", "cell_id", "topic", "messages"])
-    sigs = signatures(frame)
+    sigs = signatures(frame, hasher_for(load_section("clean")))
     parts = split(frame, params, sigs)
     metrics = split_metrics(parts, params.leak_threshold, dict(zip(frame["conversation_id"], sigs)))
     for name, part in parts.items():

@@ -1,5 +1,5 @@
 """Shared fixtures. Tests never reach a model hub: the offline flags are set before anything imports
-transformers, and every model here is built from the seed corpus in the test session."""
+transformers, and every model here is built from the bundled conversations in the test session."""
 
 import os
 
@@ -20,10 +20,10 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def seed():
-    from hiwar.seed import load_seed
+def bundled():
+    from hiwar.bundled import load_bundled
 
-    return load_seed(ROOT / "data/seed")
+    return load_bundled(ROOT / "data/bundled")
 
 
 @pytest.fixture(scope="session")
@@ -34,12 +34,12 @@ def params_data():
 
 
 @pytest.fixture(scope="session")
-def bpe_tokenizer(seed):
-    """A byte-level BPE tokenizer trained on the seed texts, with hiwar's chat format."""
-    from hiwar.chat_format import add_chat_format
+def bpe_tokenizer(bundled):
+    """A byte-level BPE tokenizer trained on the bundled texts, with hiwar's chat format."""
+    from hiwar.training.chat_format import add_chat_format
     from hiwar.standins import text_corpus, train_tokenizer
 
-    tokenizer = train_tokenizer(text_corpus(seed), vocab_size=1200)
+    tokenizer = train_tokenizer(text_corpus(bundled), vocab_size=1200)
     add_chat_format(tokenizer)
     return tokenizer
 
@@ -71,7 +71,7 @@ def short_conversation():
 
 
 @pytest.fixture(scope="session")
-def base_dir(tmp_path_factory, seed):
+def base_dir(tmp_path_factory, bundled):
     """A small GPT-2 stand-in saved as a base model (no chat format yet), for fine-tuning tests."""
     import torch
 
@@ -80,7 +80,7 @@ def base_dir(tmp_path_factory, seed):
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("base")
-    tokenizer = train_tokenizer(text_corpus(seed), 600)
+    tokenizer = train_tokenizer(text_corpus(bundled), 600)
     spec = StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
                    batch_size=1, learning_rate=1e-3)
     build_model(spec, tokenizer).save_pretrained(path)

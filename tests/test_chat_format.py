@@ -1,6 +1,6 @@
 import pytest
 
-from hiwar.chat_format import END, IGNORE, USER, assistant_spans, encode, render, trained_text
+from hiwar.training.chat_format import END, IGNORE, USER, assistant_spans, encode, render, trained_text
 
 
 def test_decoded_labels_are_exactly_the_assistant_turns_with_end_markers(bpe_tokenizer, short_conversation):
@@ -9,8 +9,8 @@ def test_decoded_labels_are_exactly_the_assistant_turns_with_end_markers(bpe_tok
     assert trained_text(bpe_tokenizer, enc.labels) == expected
 
 
-def test_seed_conversations_mask_correctly(bpe_tokenizer, seed):
-    for conv in seed.conversations[:20]:
+def test_seed_conversations_mask_correctly(bpe_tokenizer, bundled):
+    for conv in bundled.conversations[:20]:
         messages = conv["messages"]
         enc = encode(bpe_tokenizer, messages, max_length=10_000)
         assert trained_text(bpe_tokenizer, enc.labels) == [m["content"] + END for m in messages if m["role"] == "assistant"]

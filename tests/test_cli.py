@@ -22,7 +22,7 @@ def test_params_check_passes_on_defaults_and_fails_with_one_line(tmp_path, root,
 
 
 def test_grid_show_prints_rendered_prompts(tmp_path, root, monkeypatch):
-    shutil.copytree(root / "data/seed", tmp_path / "data/seed")
+    shutil.copytree(root / "data/bundled", tmp_path / "data/bundled")
     shutil.copy(root / "params.yaml", tmp_path)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["grid", "show", "-n", "2", "--template", "jais"])

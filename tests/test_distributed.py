@@ -22,9 +22,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def project(path: Path, seed, base_dir, batch_size: int, launcher: str) -> Path:
+def project(path: Path, bundled, base_dir, batch_size: int, launcher: str) -> Path:
     (path / "data/split").mkdir(parents=True)
-    frame = pd.DataFrame({"messages": [c["messages"] for c in seed.conversations]})
+    frame = pd.DataFrame({"messages": [c["messages"] for c in bundled.conversations]})
     frame.iloc[:40].to_parquet(path / "data/split/train.parquet")
     frame.iloc[40:46].to_parquet(path / "data/split/validation.parquet")
     spec = dict(path=str(base_dir), method="full", learning_rate=2e-3, epochs=2, batch_size=batch_size, grad_accum=1,
@@ -49,14 +49,14 @@ def losses(path: Path) -> pd.Series:
     return curve.set_index("step")["loss"]
 
 
-def test_two_processes_match_one_process_with_the_same_effective_batch(seed, base_dir, tmp_path):
+def test_two_processes_match_one_process_with_the_same_effective_batch(bundled, base_dir, tmp_path):
     config = ROOT / "configs/accelerate/ddp_cpu.yaml"
     launch = f"accelerate launch --config_file {config}"
-    two = project(tmp_path / "two", seed, base_dir, batch_size=4, launcher=launch)
+    two = project(tmp_path / "two", bundled, base_dir, batch_size=4, launcher=launch)
     out = finetune(two, [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
                          "--main_process_port", str(free_port())])
     assert "2 process(es) x batch 4 x accumulation 1 = effective batch 8" in out.stdout
-    one = project(tmp_path / "one", seed, base_dir, batch_size=8, launcher="python")
+    one = project(tmp_path / "one", bundled, base_dir, batch_size=8, launcher="python")
     finetune(one, [sys.executable])
 
     two_metrics = json.loads((two / "metrics/train/m.json").read_text())

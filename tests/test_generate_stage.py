@@ -15,24 +15,24 @@ import pytest
 import yaml
 
 from hiwar.generation.cache import ResponseCache
-from hiwar.grid import build_grid
+from hiwar.generation.grid import build_grid
 from hiwar.params import GridParams
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 60
 
 
-def scratch_project(path, params_data, seed, url, http=None, **generate):
-    """A directory with what the stage reads: params.yaml, the seed data and the grid."""
+def scratch_project(path, params_data, bundled, url, http=None, **generate):
+    """A directory with what the stage reads: params.yaml, the bundled data and the grid."""
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "data/seed", path / "data/seed")
+    shutil.copytree(ROOT / "data/bundled", path / "data/bundled")
     params = json.loads(json.dumps(params_data))
     params["grid"]["conversations"] = N
     http = dict(params["generate"]["http"], endpoints=[dict(base_url=url, concurrency=2)], timeout=2.0,
                 max_retries=3, backoff_initial=0.01, backoff_max=0.05, cooldown=0.05) | (http or {})
     params["generate"].update(backend="http", model="loopback-model", http=http, **generate)
     (path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    build_grid(GridParams.model_validate(params["grid"]), seed).to_parquet(path / "data/grid.parquet")
+    build_grid(GridParams.model_validate(params["grid"]), bundled).to_parquet(path / "data/grid.parquet")
     return path
 
 
@@ -58,9 +58,9 @@ def kill_half_way(project):
     return {int(key[:15], 16) for key in ResponseCache(cache_dir).records}
 
 
-def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, params_data, seed, tmp_path):
+def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, params_data, bundled, tmp_path):
     url, log, _ = loopback(latency=0.1)
-    project = scratch_project(tmp_path / "killed", params_data, seed, url)
+    project = scratch_project(tmp_path / "killed", params_data, bundled, url)
     cached = kill_half_way(project)
     assert N // 2 <= len(cached) < N
     assert not (project / "data/raw/generations.parquet").exists()  # nothing half-written
@@ -72,19 +72,20 @@ def test_a_run_killed_half_way_resumes_without_repeating_a_request(loopback, par
     assert not set(resent) & cached  # no request whose answer was cached went out again
     assert len(resent) == N - len(cached)
 
-    fresh = scratch_project(tmp_path / "uninterrupted", params_data, seed, url)
+    fresh = scratch_project(tmp_path / "uninterrupted", params_data, bundled, url)
     assert stage(fresh).wait() == 0
     resumed = pd.read_parquet(project / "data/raw/generations.parquet")
     pd.testing.assert_frame_equal(resumed, pd.read_parquet(fresh / "data/raw/generations.parquet"))
+    facts = json.loads((project / "logs/runs/generate.json").read_text())
+    assert facts["cache_hits"] == len(cached) and facts["sent"] == N - len(cached)
     metrics = json.loads((project / "metrics/generate.json").read_text())
-    assert metrics["cache_hits"] == len(cached) and metrics["sent"] == N - len(cached)
     assert sum(t["requested"] for t in metrics["per_topic"].values()) == N
 
 
-def test_the_api_key_reaches_no_file_the_run_writes(loopback, params_data, seed, tmp_path):
+def test_the_api_key_reaches_no_file_the_run_writes(loopback, params_data, bundled, tmp_path):
     secret = "sk-hiwar-3c9e71d0b2"
     url, _, _ = loopback(api_key=secret, p_500=0.2)
-    project = scratch_project(tmp_path / "p", params_data, seed, url)
+    project = scratch_project(tmp_path / "p", params_data, bundled, url)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["generate"]["http"]["endpoints"][0]["api_key_env"] = "HIWAR_KEY"
     (project / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
@@ -96,9 +97,9 @@ def test_the_api_key_reaches_no_file_the_run_writes(loopback, params_data, seed,
     assert not [p for p in written if secret.encode() in p.read_bytes()]
 
 
-def test_too_many_failures_stop_the_stage_with_a_clear_message_and_no_output(loopback, params_data, seed, tmp_path):
+def test_too_many_failures_stop_the_stage_with_a_clear_message_and_no_output(loopback, params_data, bundled, tmp_path):
     url, _, _ = loopback(p_500=1.0)
-    project = scratch_project(tmp_path / "p", params_data, seed, url, http=dict(max_retries=1, eject_after=1000),
+    project = scratch_project(tmp_path / "p", params_data, bundled, url, http=dict(max_retries=1, eject_after=1000),
                               max_failure_rate=0.1)
     proc = stage(project)
     assert proc.wait() == 2
@@ -112,10 +113,10 @@ def test_too_many_failures_stop_the_stage_with_a_clear_message_and_no_output(loo
 
 @pytest.mark.slow
 def test_a_half_finished_cache_pushed_to_s3_lets_another_workspace_finish_without_repeats(
-        loopback, s3_server, params_data, seed, tmp_path):
+        loopback, s3_server, params_data, bundled, tmp_path):
     url, log, _ = loopback(latency=0.1)
     s3_url, s3_env = s3_server
-    first = scratch_project(tmp_path / "first", params_data, seed, url)
+    first = scratch_project(tmp_path / "first", params_data, bundled, url)
 
     def run(*args, cwd):
         done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **s3_env})
@@ -143,4 +144,4 @@ def test_a_half_finished_cache_pushed_to_s3_lets_another_workspace_finish_withou
     assert proc.wait() == 0, proc.stderr.read()
     resent = sent_seeds(log)[before:]
     assert not set(resent) & cached and len(resent) == N - len(cached)
-    assert json.loads((second / "metrics/generate.json").read_text())["cache_hits"] == len(cached)
+    assert json.loads((second / "logs/runs/generate.json").read_text())["cache_hits"] == len(cached)

@@ -13,10 +13,10 @@ PROMPT = "<|prompt|>اكتب محادثة عن السفر.\n<|response|>"
 
 
 @pytest.fixture(scope="module")
-def generator_dir(tmp_path_factory, seed):
+def generator_dir(tmp_path_factory, bundled):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("gen")
-    tokenizer = train_tokenizer(dialogue_corpus(seed, "tiny"), 800, GENERATOR_TOKENS)
+    tokenizer = train_tokenizer(dialogue_corpus(bundled, "tiny"), 800, GENERATOR_TOKENS)
     spec = StandIn(arch="llama", vocab_size=800, hidden_size=32, layers=1, heads=2, context=256, steps=1,
                    batch_size=1, learning_rate=1e-3)
     build_model(spec, tokenizer).save_pretrained(path)

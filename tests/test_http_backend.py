@@ -8,13 +8,13 @@ from collections import Counter
 import pytest
 
 from hiwar.errors import HiwarError
-from hiwar.generate import generate, summarize
+from hiwar.generation.driver import generate, summarize
 from hiwar.generation import Request, get_backend
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.http_backend import backoff_delay, retry_after_seconds
-from hiwar.grid import build_grid
+from hiwar.generation.grid import build_grid
 from hiwar.params import GenerateParams, GridParams
-from hiwar.report import generation_section
+from hiwar.evaluation.report import generation_section
 
 
 def http_params(params_data, urls, tmp_path, **changes):
@@ -25,9 +25,9 @@ def http_params(params_data, urls, tmp_path, **changes):
                                               cache_dir=str(tmp_path / "cache"), http=http) | changes)
 
 
-def small_grid(params_data, seed, n=60):
+def small_grid(params_data, bundled, n=60):
     grid_params = GridParams.model_validate(dict(params_data["grid"], conversations=n))
-    return build_grid(grid_params, seed), grid_params
+    return build_grid(grid_params, bundled), grid_params
 
 
 def served(log):
@@ -35,14 +35,15 @@ def served(log):
 
 
 def test_a_server_that_fails_at_random_still_yields_complete_correctly_counted_output(
-        loopback, params_data, seed, tmp_path):
+        loopback, params_data, bundled, tmp_path):
     url, log, _ = loopback(latency=0.01, hang=1.0, p_429=0.1, p_500=0.1, p_timeout=0.05, p_malformed=0.05,
                            p_empty=0.05, seed=3)
-    grid, grid_params = small_grid(params_data, seed)
+    grid, grid_params = small_grid(params_data, bundled)
     params = http_params(params_data, [url], tmp_path)
     backend = get_backend(params)
-    raw, accounting = generate(grid, backend, params, grid_params, seed, ResponseCache(params.cache_dir))
-    metrics = summarize(raw, accounting, 1.0, backend.endpoint_stats())
+    raw, accounting = generate(grid, backend, params, bundled.conversations, ResponseCache(params.cache_dir))
+    counts, facts = summarize(raw, accounting, 1.0, backend.endpoint_stats())
+    metrics = counts | facts
 
     seen = served(log)
     faults = [s["fault"] for s in seen if s["fault"]]
@@ -57,25 +58,25 @@ def test_a_server_that_fails_at_random_still_yields_complete_correctly_counted_o
     assert errors.get("malformed", 0) == faults.count("malformed") and errors.get("timeout", 0) == faults.count("timeout")
 
 
-def test_requests_that_never_succeed_are_kept_with_their_last_error(loopback, params_data, seed, tmp_path):
+def test_requests_that_never_succeed_are_kept_with_their_last_error(loopback, params_data, bundled, tmp_path):
     url, log, _ = loopback(p_500=1.0)
-    grid, grid_params = small_grid(params_data, seed, n=5)
+    grid, grid_params = small_grid(params_data, bundled, n=5)
     params = http_params(params_data, [url], tmp_path, http=dict(max_retries=2, eject_after=100))
-    raw, accounting = generate(grid, get_backend(params), params, grid_params, seed, ResponseCache(params.cache_dir))
+    raw, accounting = generate(grid, get_backend(params), params, bundled.conversations, ResponseCache(params.cache_dir))
     assert len(raw) == 5 and raw["finish_reason"].eq("error").all()
     assert raw["error"].str.startswith("HTTP 500").all()
     assert accounting["attempts"].eq(3).all() and len(served(log)) == 15
     assert len(ResponseCache(params.cache_dir)) == 0  # failures are never cached: the next run retries them
 
 
-def test_a_wrong_key_fails_fast_and_the_key_reaches_no_file(loopback, params_data, seed, tmp_path, monkeypatch):
+def test_a_wrong_key_fails_fast_and_the_key_reaches_no_file(loopback, params_data, bundled, tmp_path, monkeypatch):
     secret = "sk-hiwar-test-6f1d2c"
     url, log, _ = loopback(api_key="sk-the-right-one")
     monkeypatch.setenv("HIWAR_TEST_KEY", secret)
-    grid, grid_params = small_grid(params_data, seed, n=4)
+    grid, grid_params = small_grid(params_data, bundled, n=4)
     params = http_params(params_data, [url], tmp_path,
                          http=dict(endpoints=[dict(base_url=url, concurrency=2, api_key_env="HIWAR_TEST_KEY")]))
-    raw, _ = generate(grid, get_backend(params), params, grid_params, seed, ResponseCache(params.cache_dir))
+    raw, _ = generate(grid, get_backend(params), params, bundled.conversations, ResponseCache(params.cache_dir))
     assert raw["error"].str.startswith("HTTP 401").all() and len(served(log)) == 4  # 401: no retries
     assert secret not in raw.to_json()
 
@@ -106,10 +107,10 @@ def test_retry_after_sets_the_least_wait():
     assert backoff_delay(20, 1.0, 60, None) <= 60
 
 
-def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loopback, params_data, seed, tmp_path):
+def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loopback, params_data, bundled, tmp_path):
     servers = [loopback(name=f"s{i}", latency=0.05) for i in range(3)]
     urls = [url for url, _, _ in servers]
-    grid, grid_params = small_grid(params_data, seed, n=90)
+    grid, grid_params = small_grid(params_data, bundled, n=90)
     params = http_params(params_data, urls, tmp_path, http=dict(
         endpoints=[dict(base_url=u, concurrency=3) for u in urls], eject_after=2, cooldown=60))
     backend = get_backend(params)
@@ -122,7 +123,7 @@ def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loo
         killed.kill()
 
     threading.Thread(target=kill_half_way, daemon=True).start()
-    raw, accounting = generate(grid, backend, params, grid_params, seed, cache)
+    raw, accounting = generate(grid, backend, params, bundled.conversations, cache)
 
     assert len(raw) == 90 and raw["finish_reason"].ne("error").all()
     assert raw["request_key"].is_unique and len(ResponseCache(params.cache_dir)) == 90  # none lost, none twice
@@ -137,6 +138,6 @@ def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loo
         answered = {int(key[:15], 16) for key, r in ResponseCache(params.cache_dir).records.items() if r["endpoint"] == url}
         assert answered <= seen, name
     # The report's table says the same: one row per endpoint with its answers.
-    report = "\n".join(generation_section(summarize(raw, accounting, 1.0, stats)))
+    report = "\n".join(generation_section(*summarize(raw, accounting, 1.0, stats)))
     for url in urls:
         assert f"| {url} | {by_endpoint[url]} | {stats[url]['attempts']} |" in report

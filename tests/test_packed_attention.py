@@ -5,12 +5,12 @@ conversations see each other is refused."""
 import pytest
 import torch
 
-from hiwar.chat_format import encode
+from hiwar.training.chat_format import encode
 from hiwar.errors import HiwarError
-from hiwar.packed_attention import NAME, check_packing, register, segments, use_packed_attention
+from hiwar.training.packed_attention import NAME, check_packing, register, segments, use_packed_attention
 from hiwar.params import StandIn
 from hiwar.standins import build_model
-from hiwar.training import PadCollator, pack
+from hiwar.training.data import PadCollator, pack
 
 
 def test_segments_start_wherever_positions_restart():
@@ -20,9 +20,9 @@ def test_segments_start_wherever_positions_restart():
 
 
 @pytest.fixture
-def examples(bpe_tokenizer, seed):
+def examples(bpe_tokenizer, bundled):
     out = []
-    for conv in seed.conversations[:8]:  # short exchanges of varied length, so several fit in a row
+    for conv in bundled.conversations[:8]:  # short exchanges of varied length, so several fit in a row
         user, answer = conv["messages"][:2]
         messages = [dict(user, content=user["content"][:30]),
                     dict(answer, content=answer["content"][:20 + 10 * len(out)])]

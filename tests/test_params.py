@@ -57,14 +57,14 @@ def test_split_shares_must_leave_room_for_train(tmp_path, params_data):
 
 
 def test_stage_with_bad_params_exits_nonzero_with_one_line_and_writes_nothing(tmp_path, root, params_data):
-    shutil.copytree(root / "data/seed", tmp_path / "data/seed")
+    shutil.copytree(root / "data/bundled", tmp_path / "data/bundled")
     data = dict(params_data, grid=dict(params_data["grid"], conversations=-5))
     write(tmp_path, data)
     proc = subprocess.run([sys.executable, str(root / "stages/grid.py")], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "grid.conversations" in lines[0]
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["seed"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["bundled"]
 
 
 def test_generate_model_path_that_does_not_exist_is_reported(tmp_path, params_data):

@@ -94,7 +94,7 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
             assert evaluate["models"][name][kind]["perplexity"] > 1
             assert 0 <= evaluate["models"][name][kind]["chrf"] <= 100
     assert evaluate["baselines"]["chat_model"]["baseline"]["perplexity"] == evaluate["models"]["tiny_arabiangpt"]["finetuned"]["perplexity"]
-    assert json.loads((path / "metrics/ratings.json").read_text()) == {"status": "not rated"}
+    assert json.loads((path / "metrics/rating.json").read_text()) == {"status": "not rated"}
     report = sh(path, "hiwar", "report")
     assert "report.md written" in report.stdout and (path / "reports/perplexity_per_turn.png").exists()
     assert "| tiny_aragpt2 | finetuned | lora |" in (path / "reports/report.md").read_text()

@@ -1,7 +1,7 @@
 import pytest
 
 from hiwar.errors import HiwarError
-from hiwar.prompts import AI, HUMAN, format_dialogue, render_prompt
+from hiwar.generation.prompts import AI, HUMAN, format_dialogue, render_prompt
 
 ARGS = dict(topic_ar="الطبخ", topic_description="وصفات وأطباق", country_ar="المغرب", persona_ar="طالب جامعي", exchanges=4)
 
@@ -40,11 +40,11 @@ def test_few_shot_examples_need_a_template_that_shows_them():
     assert "مثال 1:\n[|Human|] سؤال المثال" in shown and shown.endswith("### Response: [|AI|]")
 
 
-def test_few_shot_examples_prefer_the_rows_topic(seed):
-    from hiwar.generate import few_shot_examples
+def test_few_shot_examples_prefer_the_rows_topic(bundled):
+    from hiwar.generation.driver import few_shot_examples
 
-    topic = seed.conversations[0]["topic"]
-    on_topic = {format_dialogue(c["messages"]) for c in seed.conversations if c["topic"] == topic}
-    picked = few_shot_examples(seed, topic, 1, salt="row-1")
-    assert picked[0] in on_topic and picked == few_shot_examples(seed, topic, 1, salt="row-1")
-    assert len(few_shot_examples(seed, topic, len(on_topic) + 2, salt="row-1")) == len(on_topic) + 2
+    topic = bundled.conversations[0]["topic"]
+    on_topic = {format_dialogue(c["messages"]) for c in bundled.conversations if c["topic"] == topic}
+    picked = few_shot_examples(bundled.conversations, topic, 1, salt="row-1")
+    assert picked[0] in on_topic and picked == few_shot_examples(bundled.conversations, topic, 1, salt="row-1")
+    assert len(few_shot_examples(bundled.conversations, topic, len(on_topic) + 2, salt="row-1")) == len(on_topic) + 2

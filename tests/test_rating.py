@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from hiwar.errors import HiwarError
-from hiwar.rating import agreement, cohen_kappa_quadratic, export_sheet, krippendorff_alpha_interval, read_filled
+from hiwar.evaluation.rating import agreement, cohen_kappa_quadratic, export_sheet, krippendorff_alpha_interval, read_filled
 
 KEY = pd.DataFrame({"item": ["R0001", "R0002", "R0003"], "model": ["m", "m", "m"], "kind": ["base", "finetuned", "base"],
                     "turn": [0, 0, 1]})
@@ -44,16 +44,17 @@ def test_no_sheets_means_not_rated():
 
 
 def test_export_is_blinded_and_the_key_unblinds_it():
-    replies = pd.DataFrame([{"model": m, "kind": k, "turn": t, "reply": f"{m}-{k}-{t}"}
+    replies = pd.DataFrame([{"model": m, "kind": k, "turn": t, "history": [{"role": "user", "content": f"سؤال {t}"}],
+                             "reply": f"{m}-{k}-{t}"}
                             for m in ("a", "b") for k in ("base", "finetuned") for t in range(5)])
-    histories = {t: [{"role": "user", "content": f"سؤال {t}"}] for t in range(5)}
-    sheet, key = export_sheet(replies, histories, ["fluency", "relevance"], sample=3, seed=0)
+    sheet, key = export_sheet(replies, ["fluency", "relevance"], sample=3, seed=0)
     assert list(sheet.columns) == ["item", "context", "reply", "fluency", "relevance"]
     assert len(sheet) == 3 * 4 and key["turn"].nunique() == 3
     assert "model" not in sheet and (sheet[["fluency", "relevance"]] == "").all().all()
     joined = sheet.merge(key, on="item")
     assert (joined["reply"] == joined["model"] + "-" + joined["kind"] + "-" + joined["turn"].astype(str)).all()
     assert joined["turn"].tolist() != sorted(joined["turn"].tolist())  # shuffled, not grouped by turn
+    assert (joined["context"] == "المستخدم: سؤال " + joined["turn"].astype(str)).all()  # each reply's own history
 
 
 def test_import_rejects_scores_off_the_scale_naming_the_cell(tmp_path):

@@ -3,7 +3,8 @@ and the release card's artifacts read from dvc.yaml and dvc.lock."""
 
 import pytest
 
-from hiwar.remote import artifacts, explain_dvc_error, stage_of
+from hiwar.release import artifacts
+from hiwar.remote import explain_dvc_error, stage_of
 
 # What dvc 3.67 prints for the three usual faults (recorded against a moto S3 server).
 UNREACHABLE = ('ERROR: failed to connect to s3 (hiwar-test/main/files/md5) - Could not connect to the endpoint URL: '
@@ -36,7 +37,7 @@ def test_outputs_map_to_the_stage_that_writes_them(in_root):
     assert stage_of("data/split/train.parquet") == "split"
     assert stage_of("models/base/tiny_aragpt2/config.json") == "models"
     assert stage_of("models/finetuned/tiny_arabiangpt") == "finetune@tiny_arabiangpt"
-    assert stage_of("data/seed/topics.csv") is None
+    assert stage_of("data/bundled/topics.csv") is None
 
 
 def test_declared_artifacts_carry_the_hash_dvc_lock_records(in_root):

@@ -2,18 +2,35 @@ import datasets
 import pandas as pd
 import pytest
 
-from hiwar.chat_format import render
+from hiwar.training.chat_format import render
 from hiwar.errors import HiwarError
 from hiwar.io import write_parquet
 from hiwar.params import SplitParams
-from hiwar.splitting import SPLITS, dataset_card, leak_groups, split, split_metrics
+from hiwar.dedup import MinHasher
+from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures
+from hiwar.splitting import split as split_with
+from hiwar.splitting import split_metrics as metrics_with
 
 PARAMS = SplitParams(seed=0, validation=0.1, test=0.1, leak_threshold=0.5)
+HASHER = MinHasher(128, 5)
 
 
-def frame_from(seed, n_cells=60, per_cell=2):
-    """Distinct seed conversations, `per_cell` to a cell, topics taken from the conversations."""
-    convs = seed.conversations
+def sigs_of(frame):
+    return signatures(frame, HASHER)
+
+
+def split(frame, params):
+    return split_with(frame, params, sigs_of(frame))
+
+
+def split_metrics(parts, threshold):
+    every = pd.concat(parts.values())
+    return metrics_with(parts, threshold, dict(zip(every["conversation_id"], sigs_of(every))))
+
+
+def frame_from(bundled, n_cells=60, per_cell=2):
+    """Distinct bundled conversations, `per_cell` to a cell, topics taken from the conversations."""
+    convs = bundled.conversations
     rows = []
     for c in range(n_cells):
         for i in range(per_cell):
@@ -23,8 +40,8 @@ def frame_from(seed, n_cells=60, per_cell=2):
     return pd.DataFrame(rows)
 
 
-def test_no_cell_straddles_two_splits_and_all_are_nonempty(seed):
-    parts = split(frame_from(seed), PARAMS)
+def test_no_cell_straddles_two_splits_and_all_are_nonempty(bundled):
+    parts = split(frame_from(bundled), PARAMS)
     metrics = split_metrics(parts, PARAMS.leak_threshold)
     assert metrics["cells_in_several_splits"] == 0 and metrics["near_duplicate_pairs_across_splits"] == 0
     assert all(len(parts[name]) > 0 for name in SPLITS)
@@ -32,14 +49,14 @@ def test_no_cell_straddles_two_splits_and_all_are_nonempty(seed):
     assert 10 <= metrics["conversations"]["test"] <= 14
 
 
-def test_near_duplicates_in_different_cells_stay_together(seed):
-    frame = frame_from(seed, n_cells=40, per_cell=1)
+def test_near_duplicates_in_different_cells_stay_together(bundled):
+    frame = frame_from(bundled, n_cells=40, per_cell=1)
     twin = frame.iloc[[3]].copy()
     messages = [dict(m) for m in twin.iloc[0]["messages"]]
     messages[-1]["content"] = messages[-1]["content"].replace("،", "", 1)  # a one-character edit
     twin["conversation_id"], twin["cell_id"], twin["messages"] = "twin", "elsewhere:XX", [messages]
     frame = pd.concat([frame, twin], ignore_index=True)
-    groups = leak_groups(frame, PARAMS.leak_threshold)
+    groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
     assert groups.iloc[3] == groups.iloc[-1]
     for s in range(5):  # whatever the seed, the pair lands in one split
         parts = split(frame, SplitParams(seed=s, validation=0.2, test=0.2, leak_threshold=0.5))
@@ -48,16 +65,16 @@ def test_near_duplicates_in_different_cells_stay_together(seed):
         assert split_metrics(parts, 0.5)["near_duplicate_pairs_across_splits"] == 0
 
 
-def test_split_is_deterministic_for_a_seed(seed):
-    a = split(frame_from(seed), PARAMS)
-    b = split(frame_from(seed), PARAMS)
-    c = split(frame_from(seed), PARAMS.model_copy(update={"seed": 4}))
+def test_split_is_deterministic_for_a_seed(bundled):
+    a = split(frame_from(bundled), PARAMS)
+    b = split(frame_from(bundled), PARAMS)
+    c = split(frame_from(bundled), PARAMS.model_copy(update={"seed": 4}))
     assert all(a[n].equals(b[n]) for n in SPLITS)
     assert set(a["test"]["cell_id"]) != set(c["test"]["cell_id"])
 
 
-def test_topics_are_spread_over_the_splits(seed):
-    frame = frame_from(seed, n_cells=120, per_cell=1)
+def test_topics_are_spread_over_the_splits(bundled):
+    frame = frame_from(bundled, n_cells=120, per_cell=1)
     parts = split(frame, SplitParams(seed=0, validation=0.2, test=0.2, leak_threshold=0.5))
     # every topic with at least 5 conversations reaches at least two splits
     big = frame["topic"].value_counts()
@@ -65,13 +82,13 @@ def test_topics_are_spread_over_the_splits(seed):
         assert sum(topic in set(p["topic"]) for p in parts.values()) >= 2, topic
 
 
-def test_too_few_groups_is_a_clear_error(seed):
+def test_too_few_groups_is_a_clear_error(bundled):
     with pytest.raises(HiwarError, match="only 2 leak-free group"):
-        split(frame_from(seed, n_cells=2, per_cell=3), PARAMS)
+        split(frame_from(bundled, n_cells=2, per_cell=3), PARAMS)
 
 
-def test_split_loads_with_datasets_and_renders_through_a_chat_template(seed, tmp_path, bpe_tokenizer):
-    parts = split(frame_from(seed), PARAMS)
+def test_split_loads_with_datasets_and_renders_through_a_chat_template(bundled, tmp_path, bpe_tokenizer):
+    parts = split(frame_from(bundled), PARAMS)
     for name, part in parts.items():
         write_parquet(tmp_path / f"{name}.parquet", part)
     ds = datasets.load_dataset("parquet", data_files={s: str(tmp_path / f"{s}.parquet") for s in SPLITS})
@@ -81,7 +98,7 @@ def test_split_loads_with_datasets_and_renders_through_a_chat_template(seed, tmp
     assert render(bpe_tokenizer, row["messages"]).count("<|assistant|>") == len(original) // 2
 
 
-def test_dataset_card_reports_counts_and_leaks(seed):
-    parts = split(frame_from(seed), PARAMS)
+def test_dataset_card_reports_counts_and_leaks(bundled):
+    parts = split(frame_from(bundled), PARAMS)
     card = dataset_card(parts, split_metrics(parts, 0.5), PARAMS)
     assert f"| test | {len(parts['test'])} |" in card and "Leakage check: 0 cells and 0 near-duplicate pairs" in card

@@ -8,10 +8,11 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, TrainerCallback
 
-from hiwar.chat_format import END, add_chat_format, encode, trained_text
+from hiwar.training.chat_format import END, add_chat_format, encode, trained_text
 from hiwar.params import FinetuneModel
 from hiwar.standins import text_corpus
-from hiwar.training import finetune, load_finetuned
+from hiwar.training.models import load_finetuned
+from hiwar.training.trainer import finetune
 
 
 def sentencepiece_style(texts):
@@ -26,9 +27,9 @@ def sentencepiece_style(texts):
 
 
 @pytest.fixture(scope="module")
-def data(seed):
-    frame = pd.DataFrame({"conversation_id": [c["id"] for c in seed.conversations],
-                          "messages": [c["messages"] for c in seed.conversations]})
+def data(bundled):
+    frame = pd.DataFrame({"conversation_id": [c["id"] for c in bundled.conversations],
+                          "messages": [c["messages"] for c in bundled.conversations]})
     return frame.iloc[:24], frame.iloc[24:28]
 
 
@@ -40,18 +41,18 @@ def spec_for(base_dir, **changes):
 
 
 @pytest.mark.parametrize("kind", ["byte_level_bpe", "sentencepiece_unigram", "standin_reloaded"])
-def test_labels_decode_to_exactly_the_assistant_turns(kind, seed, bpe_tokenizer, base_dir, tmp_path):
+def test_labels_decode_to_exactly_the_assistant_turns(kind, bundled, bpe_tokenizer, base_dir, tmp_path):
     if kind == "byte_level_bpe":
         tokenizer = bpe_tokenizer
     elif kind == "sentencepiece_unigram":
-        tokenizer = sentencepiece_style(text_corpus(seed))
+        tokenizer = sentencepiece_style(text_corpus(bundled))
         add_chat_format(tokenizer)
     else:  # the stand-in's own tokenizer, after a save/load round trip with its chat template
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
         add_chat_format(tokenizer)
         tokenizer.save_pretrained(tmp_path)
         tokenizer = AutoTokenizer.from_pretrained(tmp_path)
-    for conv in seed.conversations[:12]:
+    for conv in bundled.conversations[:12]:
         enc = encode(tokenizer, conv["messages"], 10_000)
         runs = trained_text(tokenizer, enc.labels)
         expected = [m["content"] + END for m in conv["messages"] if m["role"] == "assistant"]
@@ -121,7 +122,7 @@ def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_c
     ids = torch.tensor([enc.input_ids])
     from peft import PeftModel
 
-    from hiwar.training import load_base
+    from hiwar.training.models import load_base
 
     _, base = load_base(spec, 7)
     adapted = PeftModel.from_pretrained(base, tmp_path / "out" / "adapter")
@@ -132,13 +133,13 @@ def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_c
 def test_chat_keeps_the_history_and_resets_it(base_dir, data, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import hiwar.evaluation
+    import hiwar.evaluation.metrics
     from hiwar.cli import main
 
     train, validation = data
     finetune(spec_for(base_dir, epochs=1), train, validation, tmp_path / "model", tmp_path / "ck", seed=1)
-    seen, real = [], hiwar.evaluation.generate_replies
-    monkeypatch.setattr(hiwar.evaluation, "generate_replies",
+    seen, real = [], hiwar.evaluation.metrics.generate_replies
+    monkeypatch.setattr(hiwar.evaluation.metrics, "generate_replies",
                         lambda model, tok, histories, *a, **k: seen.append([m["role"] for m in histories[0]]) or
                         real(model, tok, histories, *a, **k))
     result = CliRunner().invoke(main, ["chat", str(tmp_path / "model"), "--max-new-tokens", "5", "--rtl", "plain"],

@@ -44,3 +44,8 @@ def arabic_ratio(text: str) -> float:
 def latin_words(text: str) -> list[str]:
     """Latin-script words inside a text, the usual sign of English drift in an Arabic turn."""
     return LATIN_WORD.findall(text)
+
+
+def match_key(text: str) -> str:
+    """The form texts are compared in: Arabic-normalised (teh marbuta included) and lower-cased."""
+    return normalize(text, teh_marbuta=True).lower()

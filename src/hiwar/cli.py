@@ -66,21 +66,20 @@ def grid():
 @click.option("--template", default=None, help="Render with this template instead of generate.template.")
 def grid_show(rows, template):
     """Print the first rendered prompts exactly as the generator will see them."""
-    from hiwar.generate import render_row
-    from hiwar.grid import build_grid
+    from hiwar.generation.driver import render_row
+    from hiwar.generation.grid import build_grid
     from hiwar.params import load_section
-    from hiwar.seed import load_seed
+    from hiwar.bundled import load_bundled
 
     grid_params, gen = load_section("grid"), load_section("generate")
-    seed = load_seed()
-    frame = build_grid(grid_params, seed)
+    frame = build_grid(grid_params, load_bundled())
     click.echo(f"{len(frame)} conversations over {frame['cell_id'].nunique()} cells "
                f"({frame['topic'].nunique()} topics, {frame['country'].nunique()} countries)\n")
     for row in frame.head(rows).itertuples():
         click.secho(f"--- {row.conversation_id}  cell {row.cell_id}  exchanges {row.exchanges}  persona {row.persona}",
                     fg="cyan")
-        click.echo(render_row(row, gen.model_copy(update={"template": template}) if template else gen, seed,
-                              grid_params.personas))
+        click.echo(render_row(row, gen.model_copy(update={"template": template}) if template else gen,
+                              load_bundled().conversations))
 
 
 remote_option = click.option("-r", "--remote", default=None,
@@ -205,9 +204,9 @@ def chat(model_dir, max_new_tokens, system, rtl):
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hiwar.evaluation import generate_replies
+    from hiwar.evaluation.metrics import generate_replies
     from hiwar.terminal import rtl_line
-    from hiwar.training import load_finetuned
+    from hiwar.training.models import load_finetuned
 
     mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
     tokenizer, model = load_finetuned(model_dir)
@@ -242,16 +241,13 @@ def rate_export(out_dir):
     """Write a blinded rating sheet (sheet.csv) and its key (key.csv) from the evaluate stage's replies."""
     from pathlib import Path
 
-    from hiwar.evaluation import reply_prompts
     from hiwar.io import atomic_path, read_parquet
     from hiwar.params import load_section
-    from hiwar.rating import export_sheet
+    from hiwar.evaluation.rating import export_sheet
 
-    params, evaluate = load_section("rate"), load_section("evaluate")
-    replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "reply"])
-    test = read_parquet("data/split/test.parquet", ["messages"]).head(evaluate.max_conversations)
-    histories = dict(enumerate(h for h, _ in reply_prompts([[dict(m) for m in ms] for ms in test["messages"]])))
-    sheet, key = export_sheet(replies, histories, params.criteria, params.sample, params.seed)
+    params = load_section("rating")
+    replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "history", "reply"])
+    sheet, key = export_sheet(replies, params.criteria, params.sample, params.seed)
     for name, frame in (("sheet.csv", sheet), ("key.csv", key)):
         with atomic_path(Path(out_dir) / name) as tmp:
             frame.to_csv(tmp, index=False)
@@ -271,9 +267,9 @@ def rate_import(sheet, rater, out_dir):
     import pandas as pd
 
     from hiwar.params import load_section
-    from hiwar.rating import read_filled
+    from hiwar.evaluation.rating import read_filled
 
-    params = load_section("rate")
+    params = load_section("rating")
     key_path = Path(out_dir) / "key.csv"
     if not key_path.is_file():
         raise HiwarError(f"{key_path}: not found (run `hiwar rate export` first)")
@@ -292,7 +288,7 @@ def report(out):
     human scores) with charts of perplexity per turn and embedding score per topic."""
     from pathlib import Path
 
-    from hiwar.report import write_report
+    from hiwar.evaluation.report import write_report
 
     click.echo(f"{write_report(Path('.'), Path(out))} written")
 
@@ -338,7 +334,11 @@ def pull(targets, remote):
 def publish(tag, remote, message):
     """Release the current commit as TAG: push every output to the DVC remote, write releases/TAG.md (artifacts
     with hashes, headline metrics, `dvc import` lines), commit it and tag. Needs a clean, up-to-date workspace."""
-    from hiwar.remote import publish as do_publish
+    from hiwar.release import publish as do_publish
 
     card = do_publish(tag, remote, message)
     click.echo(f"published {tag}: {card} committed and tagged; share it with `git push --follow-tags`")
+
+
+if __name__ == "__main__":
+    main()

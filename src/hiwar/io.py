@@ -56,6 +56,26 @@ def read_parquet(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
     return frame
 
 
+def write_run_facts(stage: str, facts: dict) -> Path:
+    """Facts about this run only (seconds, cache hits, requests sent, the step resumed from), in
+    logs/runs/<stage>.json. They stay out of metrics/, so two runs with identical results give an empty
+    `dvc metrics diff` and leave dvc.lock unchanged."""
+    path = Path("logs/runs") / f"{stage}.json"
+    write_json(path, facts)
+    return path
+
+
+def read_json(path: str | Path, default=None):
+    """A JSON file (metrics, plot data), or `default` when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HiwarError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     rows = []
@@ -68,6 +88,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise HiwarError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
     return rows
+
+
+def is_local_path(source: str | Path) -> bool:
+    """Whether a model source names a folder on this machine rather than a hub id: an absolute or ./ path,
+    a path inside the project's models/ or data/, or any existing folder. The one rule for this."""
+    text = str(source)
+    return text.startswith(("/", "./", "../")) or Path(text).parts[:1] in (("models",), ("data",)) \
+        or Path(text).is_dir()
 
 
 def require_path(path: str | Path, key: str, what: str) -> Path:

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible server on loopback, for tests, benches and trying the http backend without a
 GPU: `python -m hiwar.loopback --port 8000`.
 
-It answers /v1/completions and /v1/chat/completions with a seed conversation chosen by a hash of the prompt
+It answers /v1/completions and /v1/chat/completions with a bundled conversation chosen by a hash of the prompt
 and the request's seed (the same request always gets the same answer), after a fixed latency. On request it
 misbehaves at random like real servers do: 429 with Retry-After, 500, answers that come too late, malformed
 JSON, empty text. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
@@ -25,10 +25,10 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
               name: str = "loopback"):
     from aiohttp import web
 
-    from hiwar.prompts import format_dialogue
-    from hiwar.seed import load_seed
+    from hiwar.generation.prompts import format_dialogue
+    from hiwar.bundled import load_bundled
 
-    conversations = load_seed().conversations
+    conversations = load_bundled().conversations
     faults = faults or {}
     rng = random.Random(rng_seed)
     log_file = open(log, "a", encoding="utf-8") if log else None

@@ -28,7 +28,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-# --- models: the tiny stand-in models trained from the seed corpus -----------------------------------
+# --- models: the tiny stand-in models trained from the bundled conversations -----------------------------------
 
 
 class StandIn(Section):
@@ -106,7 +106,7 @@ class GenerateParams(Section):
     model: str  # a local directory, a hub id, or the model name a server serves
     revision: str | None  # hub revision or served model version: part of the cache key
     template: str
-    few_shot: int = Field(ge=0)  # seed conversations on the same topic shown in the prompt
+    few_shot: int = Field(ge=0)  # bundled conversations on the same topic shown in the prompt
     trust_remote_code: bool
     batch_size: int = Field(ge=1)
     max_new_tokens: int = Field(ge=1)
@@ -216,10 +216,10 @@ class EvaluateParams(Section):
     baselines: dict[str, Baseline]
 
 
-# --- rate (human evaluation) ----------------------------------------------------------------------------
+# --- rating (human evaluation) ----------------------------------------------------------------------------
 
 
-class RateParams(Section):
+class RatingParams(Section):
     seed: int
     sample: int = Field(ge=1)  # held-out turns per sheet; each comes with every model's reply
     criteria: list[str] = Field(min_length=1)
@@ -235,7 +235,7 @@ SECTIONS: dict[str, type[Section]] = {
     "split": SplitParams,
     "finetune": FinetuneParams,
     "evaluate": EvaluateParams,
-    "rate": RateParams,
+    "rating": RatingParams,
 }
 
 

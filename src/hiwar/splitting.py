@@ -13,24 +13,22 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from hiwar.cleaning.dedup import MinHasher, NearDupIndex, UnionFind, conversation_text, near_duplicate_clusters
+from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, signature_index
 from hiwar.errors import HiwarError
 from hiwar.params import SplitParams
 
 SPLITS = ("train", "validation", "test")
 
 
-def signatures(frame: pd.DataFrame) -> pd.Series:
-    """MinHash signature of every conversation, computed once for grouping and for the leak check."""
-    hasher = MinHasher(NearDupIndex.NUM_PERM, NearDupIndex.NGRAM)
+def signatures(frame: pd.DataFrame, hasher: MinHasher) -> pd.Series:
+    """MinHash signature of every conversation (with the clean stage's settings, dedup.hasher_for)."""
     texts = (conversation_text([dict(m) for m in messages]) for messages in frame["messages"])
     return pd.Series([hasher.signature(t) for t in texts], index=frame.index)
 
 
-def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series | None = None) -> pd.Series:
+def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Series:
     """Group id per row: rows sharing a cell or a near-duplicate cluster share a group."""
     ids = list(frame["conversation_id"])
-    sigs = signatures(frame) if sigs is None else sigs
     cluster = near_duplicate_clusters(ids, list(sigs), threshold)
     components = UnionFind()
     for cid, cell in zip(ids, frame["cell_id"]):
@@ -39,7 +37,7 @@ def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series | None = 
     return pd.Series([components.find(f"conv:{cid}") for cid in ids], index=frame.index)
 
 
-def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> dict[str, pd.DataFrame]:
     groups = leak_groups(frame, params.leak_threshold, sigs)
     if groups.nunique() < 3:
         raise HiwarError(f"split: only {groups.nunique()} leak-free group(s) of conversations passed cleaning; "
@@ -63,15 +61,15 @@ def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series | None = Non
     return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}
 
 
-def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray] | None = None) -> dict:
+def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray]) -> dict:
     """Cells and near-duplicate pairs found in more than one split, checked independently of the grouping
     (a fresh index over the finished splits). `sigs` maps conversation_id to a signature already computed."""
     cells = {name: set(part["cell_id"]) for name, part in parts.items()}
     shared_cells = set().union(*(cells[a] & cells[b] for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:]))
-    index = NearDupIndex(threshold)
+    index = signature_index(threshold, list(sigs.values()))
     split_of, crossing = {}, 0
     for name, part in parts.items():
-        part_sigs = signatures(part) if sigs is None else [sigs[cid] for cid in part["conversation_id"]]
+        part_sigs = [sigs[cid] for cid in part["conversation_id"]]
         for cid, signature in zip(part["conversation_id"], part_sigs):
             crossing += sum(split_of[other] != name for other in index.matches(signature))
             index.add(cid, signature)
@@ -79,7 +77,7 @@ def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.n
     return {"cells_in_several_splits": len(shared_cells), "near_duplicate_pairs_across_splits": crossing}
 
 
-def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray] | None = None) -> dict:
+def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray]) -> dict:
     return {
         "conversations": {name: int(len(part)) for name, part in parts.items()},
         "cells": {name: int(part["cell_id"].nunique()) for name, part in parts.items()},

@@ -1,4 +1,4 @@
-"""Tiny stand-in models for the tiny profile, trained from the seed corpus in a couple of minutes on CPU.
+"""Tiny stand-in models for the tiny profile, trained from the bundled conversations in a couple of minutes on CPU.
 
 They make every stage run real model code (tokenizers, generate(), Trainer, perplexity) without a GPU or
 a model hub. Their outputs say nothing about Arabic dialogue quality.
@@ -19,24 +19,24 @@ from tqdm import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from hiwar.params import StandIn
-from hiwar.prompts import format_dialogue, render_prompt
-from hiwar.seed import Seed
+from hiwar.generation.prompts import format_dialogue, render_prompt
+from hiwar.bundled import Bundled
 
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
 GENERATOR_TOKENS = ["<|prompt|>", "<|response|>"]
 
 
-def dialogue_corpus(seed: Seed, template: str) -> list[str]:
-    """Generator training texts: the rendered prompt for each seed conversation, then the conversation."""
+def dialogue_corpus(bundled: Bundled, template: str) -> list[str]:
+    """Generator training texts: the rendered prompt for each bundled conversation, then the conversation."""
     texts = []
-    for conv in seed.conversations:
-        topic = seed.topics.loc[conv["topic"]]
+    for conv in bundled.conversations:
+        topic = bundled.topics.loc[conv["topic"]]
         country = conv.get("country")
         prompt = render_prompt(
             template,
             topic_ar=topic.name_ar,
             topic_description=topic.description_ar,
-            country_ar=seed.countries.loc[country].name_ar if country in seed.countries.index else None,
+            country_ar=bundled.countries.loc[country].name_ar if country in bundled.countries.index else None,
             persona_ar=None,
             exchanges=sum(m["role"] == "assistant" for m in conv["messages"]),
         )
@@ -44,9 +44,9 @@ def dialogue_corpus(seed: Seed, template: str) -> list[str]:
     return texts
 
 
-def text_corpus(seed: Seed) -> list[str]:
-    """Base-model training texts: the seed conversations as plain paragraphs, without speaker labels."""
-    return ["\n".join(m["content"] for m in conv["messages"]) for conv in seed.conversations]
+def text_corpus(bundled: Bundled) -> list[str]:
+    """Base-model training texts: the bundled conversations as plain paragraphs, without speaker labels."""
+    return ["\n".join(m["content"] for m in conv["messages"]) for conv in bundled.conversations]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int, extra_special: list[str] = ()) -> PreTrainedTokenizerFast:

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 import pandas as pd
 from tqdm import tqdm
 
-from hiwar.cleaning.dedup import NearDupIndex, conversation_text
+from hiwar.dedup import NearDupIndex, conversation_text
 from hiwar.cleaning.parse import parse_dialogue, trim_truncated
 from hiwar.cleaning.rules import check, match_key
 from hiwar.params import CleanParams

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from hiwar.arabic import arabic_ratio, latin_words, normalize
+from hiwar.arabic import arabic_ratio, latin_words, match_key, normalize
 from hiwar.params import CleanParams
 
 PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
@@ -30,11 +30,6 @@ META_TALK = re.compile("|".join(f"(?:{p})" for p in (
     r"\bas an ai\b", r"\blanguage model\b", r"\bas an assistant\b", r"\bhere is (the|a) (conversation|dialogue)\b",
     r"\bend of (the )?(conversation|dialogue)\b",
 )))
-
-
-def match_key(text: str) -> str:
-    """The form texts are compared in: Arabic-normalised (teh marbuta included) and lower-cased."""
-    return normalize(text, teh_marbuta=True).lower()
 
 
 def repeated_ngram_ratio(key: str, n: int) -> float:

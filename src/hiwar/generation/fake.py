@@ -1,18 +1,18 @@
-"""A deterministic fake backend: writes a well-formed Arabic dialogue picked from the seed conversations by
+"""A deterministic fake backend: writes a well-formed Arabic dialogue picked from the bundled conversations by
 the request seed. Tests use it to drive generate -> clean -> split without a model, and it records every
 request it receives so tests can assert what was (and was not) sent."""
 
 from __future__ import annotations
 
 from hiwar.generation.base import Backend, OnResult, Request, Result
-from hiwar.prompts import format_dialogue
-from hiwar.seed import load_seed
+from hiwar.generation.prompts import format_dialogue
+from hiwar.bundled import load_bundled
 
 
 class FakeBackend(Backend):
     def __init__(self, params, conversations: list[dict] | None = None):
         super().__init__(params)
-        self.conversations = conversations if conversations is not None else load_seed().conversations
+        self.conversations = conversations if conversations is not None else load_bundled().conversations
         self.calls: list[list[Request]] = []
 
     @property

@@ -14,7 +14,7 @@ import torch
 
 from hiwar.errors import HiwarError
 from hiwar.generation.base import Backend, OnResult, Request, Result
-from hiwar.io import require_path
+from hiwar.io import is_local_path, require_path
 
 
 class SeededSampler:
@@ -67,10 +67,10 @@ class TransformersBackend(Backend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         source = params.model
-        if source.startswith((".", "/", "models/")):
+        if is_local_path(source):
             require_path(source, "generate.model", "a model directory saved with save_pretrained")
         load = dict(trust_remote_code=params.trust_remote_code)
-        if params.revision and not Path(source).is_dir():
+        if params.revision and not is_local_path(source):
             load["revision"] = params.revision
         self.tokenizer = AutoTokenizer.from_pretrained(source, **load)
         # Left padding: a decoder-only model continues from the last position of every row.

@@ -6,12 +6,9 @@ ranked across families. The embedding score and chrF need no tokenizer and compa
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-
-def _read(path: Path, default=None):
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else default
+from hiwar.io import read_json
 
 
 def _ci(values) -> str:
@@ -34,15 +31,16 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
     return "\n".join(lines)
 
 
-def generation_section(generate: dict) -> list[str]:
-    """How the dataset's requests went: totals, and who served them when generation used servers."""
+def generation_section(generate: dict, run: dict) -> list[str]:
+    """How the dataset's requests went: totals, and (from the last run's facts) the cache, retries and who
+    served them when generation used servers."""
     if not generate:
         return []
+    cached = f" ({run['cache_hits']} from the cache in the last run, {run['retries']} retries)" if run else ""
     lines = ["## Generation", "",
-             f"{generate['requested']} requests: {generate['succeeded']} answered ({generate['cache_hits']} from the "
-             f"cache), {generate['failed']} failed, {generate['retries']} retries, {generate['hit_max_tokens']} hit "
-             f"max_new_tokens; {generate['tokens_out']} tokens written.", ""]
-    endpoints = generate.get("per_endpoint") or {}
+             f"{generate['requested']} requests: {generate['succeeded']} answered{cached}, {generate['failed']} "
+             f"failed, {generate['hit_max_tokens']} hit max_new_tokens; {generate['tokens_out']} tokens written.", ""]
+    endpoints = (run or {}).get("per_endpoint") or {}
     if endpoints:
         lines += ["| endpoint | answered | attempts | errors | ejections | latency mean / p50 / p95 (s) |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -62,7 +60,7 @@ def charts(plots: Path, out: Path) -> list[str]:
     import matplotlib.ticker
 
     written = []
-    per_turn = {p.stem: _read(p) for p in sorted((plots / "per_turn").glob("*.json"))}
+    per_turn = {p.stem: read_json(p) for p in sorted((plots / "per_turn").glob("*.json"))}
     if per_turn:
         fig, ax = plt.subplots(figsize=(7, 4))
         for variant, rows in per_turn.items():
@@ -73,7 +71,7 @@ def charts(plots: Path, out: Path) -> list[str]:
         fig.tight_layout()
         fig.savefig(out / "perplexity_per_turn.png", dpi=120)
         written.append("perplexity_per_turn.png")
-    per_topic = {p.stem: _read(p) for p in sorted((plots / "per_topic").glob("*.json"))}
+    per_topic = {p.stem: read_json(p) for p in sorted((plots / "per_topic").glob("*.json"))}
     if per_topic:
         topics = sorted({r["topic"] for rows in per_topic.values() for r in rows})
         fig, ax = plt.subplots(figsize=(8, 0.35 * len(topics) + 1.5))
@@ -93,13 +91,13 @@ def charts(plots: Path, out: Path) -> list[str]:
 
 
 def write_report(root: Path, out: Path) -> Path:
-    evaluate = _read(root / "metrics/evaluate.json")
+    evaluate = read_json(root / "metrics/evaluate.json")
     if evaluate is None:
         from hiwar.errors import HiwarError
 
         raise HiwarError("metrics/evaluate.json: not found (run `dvc repro evaluate` first)")
-    train = {p.stem: _read(p) for p in (root / "metrics/train").glob("*.json")}
-    ratings = _read(root / "metrics/ratings.json", {"status": "not rated"})
+    train = {p.stem: read_json(p) for p in (root / "metrics/train").glob("*.json")}
+    ratings = read_json(root / "metrics/rating.json", {"status": "not rated"})
     out.mkdir(parents=True, exist_ok=True)
     images = charts(root / "plots/evaluate", out)
     text = [
@@ -111,7 +109,7 @@ def write_report(root: Path, out: Path) -> Path:
         "is hiwar's reconstruction of the paper's RAVEN (its definition is not available); its values are not "
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
-        *generation_section(_read(root / "metrics/generate.json", {})),
+        *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"

@@ -19,17 +19,17 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.stats import bootstrap_ci
+from hiwar.evaluation.stats import bootstrap_ci
 
 KEY_COLUMNS = ["item", "model", "kind", "turn"]
 SHEET_COLUMNS = ["item", "context", "reply"]
 LABEL = {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"}
 
 
-def export_sheet(replies: pd.DataFrame, histories: dict[int, list[dict]], criteria: list[str], sample: int,
+def export_sheet(replies: pd.DataFrame, criteria: list[str], sample: int,
                  seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(sheet for raters, unblinding key). `replies` has model, kind, turn, reply; `histories[turn]` is the
-    conversation so far for that turn."""
+    """(sheet for raters, unblinding key) from the evaluate stage's replies (model, kind, turn, history,
+    reply): `sample` scored turns, each with every model's reply."""
     rng = np.random.default_rng(seed)
     turns = sorted(replies["turn"].unique())
     chosen = set(rng.choice(turns, size=min(sample, len(turns)), replace=False).tolist())
@@ -37,7 +37,7 @@ def export_sheet(replies: pd.DataFrame, histories: dict[int, list[dict]], criter
     picked["item"] = [f"R{i + 1:04d}" for i in range(len(picked))]
     sheet = pd.DataFrame({
         "item": picked["item"],
-        "context": ["\n".join(f"{LABEL[m['role']]}: {m['content']}" for m in histories[t]) for t in picked["turn"]],
+        "context": ["\n".join(f"{LABEL[m['role']]}: {m['content']}" for m in history) for history in picked["history"]],
         "reply": picked["reply"],
         **{c: "" for c in criteria},
     })

@@ -1,4 +1,4 @@
-"""Prompt templates (Jinja files in hiwar/templates, one per generator family) and the dialogue text format
+"""Prompt templates (Jinja files in generation/templates, one per generator family) and the dialogue text format
 that generators write and the cleaning stage parses.
 
 A template named `chat` renders only the user's request; the backend wraps it in the model's own chat
@@ -17,11 +17,12 @@ import jinja2.meta
 from hiwar.errors import HiwarError
 
 HUMAN, AI = "[|Human|]", "[|AI|]"
-CHAT_TEMPLATE = "chat"
+# `template: chat` renders only the request; the model's own chat template (or the server's) wraps it.
+CHAT_TEMPLATE_NAME = "chat"
 
 
 def _template_path(name: str):
-    return resources.files("hiwar") / "templates" / f"{name}.j2"
+    return resources.files("hiwar.generation") / "templates" / f"{name}.j2"
 
 
 def _environment() -> jinja2.Environment:
@@ -32,7 +33,7 @@ def _environment() -> jinja2.Environment:
 def load_template(name: str) -> jinja2.Template:
     path = _template_path(name)
     if not path.is_file():
-        known = sorted(p.name[:-3] for p in (resources.files("hiwar") / "templates").iterdir() if p.name.endswith(".j2"))
+        known = sorted(p.name[:-3] for p in (resources.files("hiwar.generation") / "templates").iterdir() if p.name.endswith(".j2"))
         raise HiwarError(f"params.yaml: generate.template: unknown template {name!r} (expected one of: {', '.join(known)})")
     return _environment().from_string(path.read_text(encoding="utf-8"))
 

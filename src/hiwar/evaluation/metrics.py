@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from hiwar.chat_format import END, IGNORE, encode, label_runs, render
+from hiwar.training.chat_format import END, IGNORE, encode, label_runs, render
 from hiwar.errors import HiwarError
-from hiwar.stats import bootstrap_ci
+from hiwar.evaluation.stats import bootstrap_ci
 
 
 def context_length(model) -> int:

@@ -7,7 +7,6 @@ packing, a length-grouped sampler that gives the same batches for any process co
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import shutil
@@ -17,119 +16,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from hiwar.chat_format import END, IGNORE, ROLE_TOKENS, add_chat_format, encode
-from hiwar.errors import HiwarError
-from hiwar.packed_attention import use_packed_attention
 from hiwar.params import FinetuneModel
-
-
-def load_base(spec: FinetuneModel, seed: int):
-    """Base tokenizer and model with hiwar's chat format added (seeded, so every stage gets the same rows)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
-    add_chat_format(tokenizer, model)
-    return tokenizer, model
-
-
-def load_finetuned(model_dir: str | Path, spec: FinetuneModel | None = None, seed: int = 0):
-    """A fine-tuned model directory: merged weights when present, else the base plus its LoRA adapter."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model_dir = Path(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if any(model_dir.glob("*.safetensors")):
-        return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir)
-    from peft import PeftModel
-
-    if spec is None:
-        raise HiwarError(f"{model_dir}: no merged weights (a LoRA adapter only); set `merge: true` for this model, "
-                         "or load it with its base model's params")
-    _, base = load_base(spec, seed)
-    return tokenizer, PeftModel.from_pretrained(base, model_dir / "adapter")
-
-
-def encode_split(tokenizer, frame: pd.DataFrame, max_length: int) -> tuple[list[dict], dict]:
-    """Encoded examples plus counts of what truncation did (see chat_format.encode for the rule)."""
-    examples, skipped, dropped = [], 0, 0
-    for messages in frame["messages"]:
-        enc = encode(tokenizer, [dict(m) for m in messages], max_length)
-        if enc is None:
-            skipped += 1
-            continue
-        dropped += enc.exchanges_dropped
-        examples.append({"input_ids": enc.input_ids, "labels": enc.labels})
-    trained = sum(sum(l != IGNORE for l in ex["labels"]) for ex in examples)
-    return examples, {"conversations": len(frame), "examples": len(examples), "skipped_too_long": skipped,
-                      "exchanges_dropped": dropped, "assistant_tokens": trained}
-
-
-def pack(examples: list[dict], max_length: int) -> list[dict]:
-    """Conversations packed into rows of at most `max_length` tokens (best fit, longest first).
-
-    Position ids restart at 0 for every conversation, and attention keeps to each conversation (see
-    packed_attention), so no token attends across conversations. The first label of every conversation is
-    ignored already (it is a user marker), so no target is predicted from the previous conversation either.
-    """
-    rows: list[dict] = []
-    free: list[tuple[int, int]] = []  # (space left, row index), sorted: the tightest row that fits wins
-    for ex in sorted(examples, key=lambda e: -len(e["input_ids"])):
-        n = len(ex["input_ids"])
-        at = bisect.bisect_left(free, (n, -1))
-        if at < len(free):
-            space, index = free.pop(at)
-        else:
-            space, index = max_length, len(rows)
-            rows.append({"input_ids": [], "labels": [], "position_ids": []})
-        bisect.insort(free, (space - n, index))
-        row = rows[index]
-        row["input_ids"] += ex["input_ids"]
-        row["labels"] += ex["labels"]
-        row["position_ids"] += list(range(n))
-    return rows
-
-
-class PadCollator:
-    """Right-pads a batch; padding is never attended to and never a target.
-
-    Packed rows carry position ids and no attention mask: the position ids say where conversations end, and
-    the padding after a row's last token counts as one more conversation, never attended to by a real one."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, features: list[dict]) -> dict:
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), self.pad_id)
-        labels = torch.full((len(features), width), IGNORE)
-        mask = torch.zeros((len(features), width), dtype=torch.long)
-        positions = torch.arange(width).repeat(len(features), 1)
-        for row, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[row, :n] = torch.tensor(f["input_ids"])
-            labels[row, :n] = torch.tensor(f["labels"])
-            mask[row, :n] = 1
-            if "position_ids" in f:
-                positions[row, :n] = torch.tensor(f["position_ids"])
-                positions[row, n:] = torch.arange(width - n)
-        if "position_ids" in features[0]:
-            return {"input_ids": ids, "labels": labels, "position_ids": positions, "use_cache": False}
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def wrap_lora(model, tokenizer, spec: FinetuneModel):
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-        target_modules=list(spec.lora_target_modules), task_type="CAUSAL_LM",
-        # The role markers are new tokens: their embeddings must learn too, or the model never
-        # learns to read the format or to end its turn.
-        trainable_token_indices=tokenizer.convert_tokens_to_ids(ROLE_TOKENS),
-    )
-    return get_peft_model(model, config)
+from hiwar.training.data import PadCollator, encode_split, pack
+from hiwar.training.models import load_base, save, wrap_lora
+from hiwar.training.packed_attention import use_packed_attention
 
 
 def fingerprint(spec: FinetuneModel, seed: int, train: pd.DataFrame) -> str:
@@ -215,8 +105,8 @@ def _trainer_classes():
 
 def dvclive_callback(live_dir: Path):
     """DVCLive logging of the curves (loss, learning rate, gradient norm), without the timings: those change
-    on every run, so as tracked plots they would turn every rerun into a change. `train_seconds` in the
-    metrics keeps the time."""
+    on every run, so as tracked plots they would turn every rerun into a change. The stage keeps
+    `train_seconds` in logs/runs/."""
     from transformers.integrations import DVCLiveCallback
 
     from dvclive import Live
@@ -238,7 +128,7 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
     from transformers import TrainingArguments
     from transformers.trainer_utils import set_seed
 
-    # Seed before the model is built and LoRA wraps it: adapter weights are drawn at wrap time.
+    # Bundled before the model is built and LoRA wraps it: adapter weights are drawn at wrap time.
     set_seed(seed)
     tokenizer, model = load_base(spec, seed)
     attention = use_packed_attention(model) if spec.packing else model.config._attn_implementation
@@ -312,27 +202,3 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         "train": train_counts,
         "validation": eval_counts,
     }
-
-
-def save(model, tokenizer, spec: FinetuneModel, out_dir: Path, state_dict: dict | None = None) -> None:
-    """The tokenizer with its chat template, and the weights: a LoRA adapter (plus a merged copy when
-    `merge` is set) or the full model. Generation stops at the end-of-turn marker the model learnt.
-    `state_dict`: weights gathered from FSDP shards, for a full fine-tune."""
-    end_id = tokenizer.convert_tokens_to_ids(END)
-    if spec.method == "lora":
-        model.save_pretrained(out_dir / "adapter")
-        # peft writes target_modules from a set, in an order that changes between runs: sort it so that the
-        # same training gives the same bytes (and the same DVC hash).
-        config = out_dir / "adapter/adapter_config.json"
-        data = json.loads(config.read_text(encoding="utf-8"))
-        if isinstance(data.get("target_modules"), list):
-            data["target_modules"] = sorted(data["target_modules"])
-        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if not spec.merge:
-            tokenizer.save_pretrained(out_dir)
-            return
-        model = model.merge_and_unload()
-    model.generation_config.eos_token_id = end_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir, **({"state_dict": state_dict} if state_dict and spec.method == "full" else {}))
-    tokenizer.save_pretrained(out_dir)

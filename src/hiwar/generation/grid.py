@@ -16,9 +16,11 @@ import pandas as pd
 
 from hiwar.errors import HiwarError
 from hiwar.params import GridParams
-from hiwar.seed import Seed
+from hiwar.bundled import Bundled
 
 COLUMNS = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona"]
+# The wording a prompt needs, resolved here so that the generate stage reads the grid file and nothing else.
+TEXT_COLUMNS = ["topic_ar", "topic_description", "country_ar", "persona_ar"]
 
 
 def _pick(ids: list[str], wanted, table: pd.DataFrame, key: str) -> list[str]:
@@ -26,7 +28,7 @@ def _pick(ids: list[str], wanted, table: pd.DataFrame, key: str) -> list[str]:
         return ids
     unknown = [w for w in wanted if w not in table.index]
     if unknown:
-        raise HiwarError(f"params.yaml: grid.{key}: unknown id {unknown[0]!r} (expected ids from data/seed/{key}.csv)")
+        raise HiwarError(f"params.yaml: grid.{key}: unknown id {unknown[0]!r} (expected ids from data/bundled/{key}.csv)")
     return list(wanted)
 
 
@@ -40,9 +42,9 @@ def stable_id(*parts) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def build_grid(params: GridParams, seed: Seed) -> pd.DataFrame:
-    topics = _pick(list(seed.topics.index), params.topics, seed.topics, "topics")
-    countries = _pick(list(seed.countries.index), params.countries, seed.countries, "countries")
+def build_grid(params: GridParams, bundled: Bundled) -> pd.DataFrame:
+    topics = _pick(list(bundled.topics.index), params.topics, bundled.topics, "topics")
+    countries = _pick(list(bundled.countries.index), params.countries, bundled.countries, "countries")
     rng = np.random.default_rng(params.seed)
     cells = cell_order(topics, countries, rng)
     base, extra = divmod(params.conversations, len(cells))
@@ -60,4 +62,9 @@ def build_grid(params: GridParams, seed: Seed) -> pd.DataFrame:
                 "exchanges": int(rng.choice(params.exchanges)),
                 "persona": str(rng.choice(personas)),
             })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    grid = pd.DataFrame(rows, columns=COLUMNS)
+    grid["topic_ar"] = bundled.topics.loc[grid["topic"], "name_ar"].to_numpy()
+    grid["topic_description"] = bundled.topics.loc[grid["topic"], "description_ar"].to_numpy()
+    grid["country_ar"] = bundled.countries.loc[grid["country"], "name_ar"].to_numpy()
+    grid["persona_ar"] = grid["persona"].map(params.personas)
+    return grid

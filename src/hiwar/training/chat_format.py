@@ -21,7 +21,7 @@ SYSTEM, USER, ASSISTANT, END = "<|system|>", "<|user|>", "<|assistant|>", "<|end
 ROLE_TOKENS = [SYSTEM, USER, ASSISTANT, END]
 IGNORE = -100
 
-CHAT_TEMPLATE = (
+HIWAR_TEMPLATE = (
     "{%- for m in messages -%}"
     "{%- if m['role'] == 'system' -%}" + SYSTEM + "{{ m['content'] }}" + END +
     "{%- elif m['role'] == 'user' -%}" + USER + "{{ m['content'] }}" + END +
@@ -41,7 +41,7 @@ def add_chat_format(tokenizer, model=None) -> int:
     missing = [t for t in ROLE_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = HIWAR_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model is not None:

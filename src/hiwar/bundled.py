@@ -1,7 +1,7 @@
-"""The git-tracked seed data: topics, countries and hand-written exemplar conversations.
+"""The bundled data in data/bundled (git-tracked): topics, countries and hand-written Arabic conversations.
 
-They feed the prompt grid (topics x countries), the tiny stand-in models (trained on the conversations)
-and the tests.
+They feed the prompt grid (topics x countries), few-shot examples, the tiny stand-in models (trained on the
+conversations) and the tests. ("seed" in hiwar only ever means a random seed.)
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pandas as pd
 from hiwar.errors import HiwarError
 from hiwar.io import read_jsonl
 
-SEED_DIR = Path("data/seed")
+BUNDLED_DIR = Path("data/bundled")
 
 
 @dataclass(frozen=True)
-class Seed:
+class Bundled:
     topics: pd.DataFrame  # topic_id, name_en, name_ar, description_ar
     countries: pd.DataFrame  # iso2, iso3, name_en, name_ar, region
     conversations: list[dict]  # id, topic, country, messages
@@ -27,7 +27,7 @@ class Seed:
 
 def _read_table(path: Path, key: str, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
-        raise HiwarError(f"{path}: file not found (expected the seed table with columns {', '.join(columns)})")
+        raise HiwarError(f"{path}: file not found (expected the bundled table with columns {', '.join(columns)})")
     # keep_default_na=False: Namibia's code "NA" is a country, not a missing value.
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in columns if c not in frame.columns]
@@ -52,10 +52,10 @@ def check_messages(messages, where: str) -> None:
         raise HiwarError(f"{where}: the last message must be the assistant's")
 
 
-def load_conversations(seed_dir: Path, topics: pd.DataFrame) -> list[dict]:
-    path = seed_dir / "conversations.jsonl"
+def load_conversations(bundled_dir: Path, topics: pd.DataFrame) -> list[dict]:
+    path = bundled_dir / "conversations.jsonl"
     if not path.is_file():
-        raise HiwarError(f"{path}: file not found (expected the seed conversations, one JSON object per line)")
+        raise HiwarError(f"{path}: file not found (expected the bundled conversations, one JSON object per line)")
     rows = read_jsonl(path)
     for number, row in enumerate(rows, 1):
         where = f"{path}:{number}"
@@ -65,13 +65,13 @@ def load_conversations(seed_dir: Path, topics: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def load_seed(seed_dir: Path = SEED_DIR) -> Seed:
+def load_bundled(bundled_dir: Path = BUNDLED_DIR) -> Bundled:
     # Cached by absolute path: a relative path means something else after a chdir.
-    return _load_seed(Path(seed_dir).resolve())
+    return _load_bundled(Path(bundled_dir).resolve())
 
 
 @lru_cache(maxsize=4)
-def _load_seed(seed_dir: Path) -> Seed:
-    topics = _read_table(seed_dir / "topics.csv", "topic_id", ["topic_id", "name_en", "name_ar", "description_ar"])
-    countries = _read_table(seed_dir / "countries.csv", "iso2", ["iso2", "iso3", "name_en", "name_ar", "region"])
-    return Seed(topics, countries, load_conversations(seed_dir, topics))
+def _load_bundled(bundled_dir: Path) -> Bundled:
+    topics = _read_table(bundled_dir / "topics.csv", "topic_id", ["topic_id", "name_en", "name_ar", "description_ar"])
+    countries = _read_table(bundled_dir / "countries.csv", "iso2", ["iso2", "iso3", "name_en", "name_ar", "region"])
+    return Bundled(topics, countries, load_conversations(bundled_dir, topics))

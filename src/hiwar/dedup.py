@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
-from hiwar.cleaning.rules import match_key
+from hiwar.arabic import match_key
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -74,9 +74,7 @@ def _lean(seed: int, signature: np.ndarray) -> LeanMinHash:
 class NearDupIndex:
     """Texts added so far, searchable for ones at least `threshold` similar."""
 
-    NUM_PERM, NGRAM = 128, 5
-
-    def __init__(self, threshold: float, num_perm: int = NUM_PERM, ngram: int = NGRAM, seed: int = 1):
+    def __init__(self, threshold: float, num_perm: int, ngram: int, seed: int = 1):
         self.threshold = threshold
         self.hasher = MinHasher(num_perm, ngram, seed)
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
@@ -119,12 +117,23 @@ class UnionFind:
         self.parent[b] = a
 
 
-def near_duplicate_clusters(keys: list[str], signatures: list[np.ndarray], threshold: float,
-                            num_perm: int = NearDupIndex.NUM_PERM) -> dict[str, str]:
+def hasher_for(params) -> MinHasher:
+    """The MinHash settings of params section `clean` (minhash_perm, shingle_chars): clean and split compare
+    conversations the same way."""
+    return MinHasher(params.minhash_perm, params.shingle_chars)
+
+
+def signature_index(threshold: float, signatures: list[np.ndarray]) -> NearDupIndex:
+    """An empty index for signatures like these (their number of bins; the n-gram size plays no part in
+    matching given signatures)."""
+    return NearDupIndex(threshold, len(signatures[0]) if len(signatures) else 1, 1)
+
+
+def near_duplicate_clusters(keys: list[str], signatures: list[np.ndarray], threshold: float) -> dict[str, str]:
     """Cluster id (the first key of its cluster) for every key: connected components of similar pairs,
     given each key's MinHash signature."""
     components = UnionFind()
-    index = NearDupIndex(threshold, num_perm)
+    index = signature_index(threshold, signatures)
     for key, signature in zip(keys, signatures):
         components.find(key)
         for other in index.matches(signature):

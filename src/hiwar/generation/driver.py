@@ -17,44 +17,45 @@ from tqdm import tqdm
 
 from hiwar.generation import Backend, Request, Result
 from hiwar.generation.cache import ResponseCache, request_key
-from hiwar.params import GenerateParams, GridParams
-from hiwar.prompts import CHAT_TEMPLATE, format_dialogue, render_prompt
-from hiwar.seed import Seed
+from hiwar.generation.grid import COLUMNS as GRID_COLUMNS
+from hiwar.generation.prompts import CHAT_TEMPLATE_NAME, format_dialogue, render_prompt
+from hiwar.params import GenerateParams
 
 DECODING = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
 RAW_COLUMNS = ["generator", "revision", "template", "prompt", "prompt_hash", "request_key", "raw_text",
                "finish_reason", "error", "tokens_in", "tokens_out"]
 
 
-def few_shot_examples(seed: Seed, topic: str, k: int, salt: str) -> list[str]:
-    """k seed conversations, those on the same topic first, in an order fixed by `salt` (the row's id)."""
+def few_shot_examples(conversations: list[dict], topic: str, k: int, salt: str) -> list[str]:
+    """k bundled conversations, those on the same topic first, in an order fixed by `salt` (the row's id)."""
     if k == 0:
         return []
-    rank = sorted(seed.conversations, key=lambda c: (
+    rank = sorted(conversations, key=lambda c: (
         c["topic"] != topic, hashlib.sha256(f"{salt}:{c['id']}".encode()).hexdigest()))
     return [format_dialogue(c["messages"]) for c in rank[:k]]
 
 
-def render_row(row, params: GenerateParams, seed: Seed, personas: dict[str, str]) -> str:
-    topic = seed.topics.loc[row.topic]
+def render_row(row, params: GenerateParams, examples_from: list[dict]) -> str:
+    """One grid row's prompt: the row carries its wording (topic, country, persona); `examples_from` are the
+    bundled conversations few-shot examples are drawn from."""
     return render_prompt(
         params.template,
-        topic_ar=topic.name_ar,
-        topic_description=topic.description_ar,
-        country_ar=seed.countries.loc[row.country].name_ar,
-        persona_ar=personas.get(row.persona),
+        topic_ar=row.topic_ar,
+        topic_description=row.topic_description,
+        country_ar=row.country_ar,
+        persona_ar=row.persona_ar,
         exchanges=int(row.exchanges),
-        examples=few_shot_examples(seed, row.topic, params.few_shot, row.conversation_id),
+        examples=few_shot_examples(examples_from, row.topic, params.few_shot, row.conversation_id),
     )
 
 
-def plan_requests(grid: pd.DataFrame, params: GenerateParams, grid_params: GridParams, seed: Seed,
-                  model_id: str, revision: str | None) -> pd.DataFrame:
+def plan_requests(grid: pd.DataFrame, params: GenerateParams, examples_from: list[dict], model_id: str,
+                  revision: str | None) -> pd.DataFrame:
     """The grid with each row's prompt (and its short hash), cache key and sampling seed."""
-    chat = params.template == CHAT_TEMPLATE
+    chat = params.template == CHAT_TEMPLATE_NAME
     decoding = {name: getattr(params, name) for name in DECODING}
     planned = grid.copy()
-    planned["prompt"] = [render_row(row, params, seed, grid_params.personas) for row in grid.itertuples()]
+    planned["prompt"] = [render_row(row, params, examples_from) for row in grid.itertuples()]
     planned["prompt_hash"] = [hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for p in planned["prompt"]]
     planned["request_key"] = [
         request_key(model=model_id, revision=revision, decoding=decoding, prompt=prompt, chat=chat,
@@ -83,12 +84,12 @@ class Progress:
         self.bar.close()
 
 
-def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, grid_params: GridParams, seed: Seed,
+def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, examples_from: list[dict],
              cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Raw rows in grid order, and per-row accounting (cache hit, attempts, empty answers) for the
     metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
-    planned = plan_requests(grid, params, grid_params, seed, backend.model_id, backend.revision)
-    chat = params.template == CHAT_TEMPLATE
+    planned = plan_requests(grid, params, examples_from, backend.model_id, backend.revision)
+    chat = params.template == CHAT_TEMPLATE_NAME
     first = planned.drop_duplicates("request_key")  # the same key twice is one question, asked once
     missing = [row for row in first.itertuples() if row.request_key not in cache]
     requests = [Request(prompt=row.prompt, seed=row.request_seed, chat=chat) for row in missing]
@@ -134,39 +135,46 @@ def _assemble(planned, fresh, cache, backend, params) -> tuple[pd.DataFrame, pd.
                          **answer))
         accounting.append(dict(cached=result is None, attempts=result.attempts if result else 0,
                                empty_answers=result.empty_answers if result else 0))
-    grid_columns = planned.columns.drop(["prompt", "prompt_hash", "request_key", "request_seed"])
-    raw = pd.concat([planned[list(grid_columns)]
+    raw = pd.concat([planned[GRID_COLUMNS]
                      .reset_index(drop=True), pd.DataFrame(rows, columns=RAW_COLUMNS)], axis=1)
     return raw, pd.DataFrame(accounting)
 
 
-def _counts(raw: pd.DataFrame, accounting: pd.DataFrame) -> dict:
+def _counts(raw: pd.DataFrame) -> dict:
+    """What the dataset got: the same for a run from the cache as for one that sent every request."""
     failed = raw["finish_reason"].eq("error")
     return {
         "requested": int(len(raw)),
         "succeeded": int((~failed).sum()),
         "failed": int(failed.sum()),
         "empty": int((failed & raw["error"].fillna("").str.startswith("empty")).sum()),  # even after retries
-        "empty_retried": int(accounting["empty_answers"].sum()),  # empty answers that were asked again
-        "cache_hits": int(accounting["cached"].sum()),
-        "sent": int((~accounting["cached"]).sum()),
-        "retried": int((accounting["attempts"] > 1).sum()),
-        "retries": int((accounting["attempts"] - 1).clip(lower=0).sum()),
         "hit_max_tokens": int(raw["finish_reason"].eq("length").sum()),
         "tokens_in": int(raw["tokens_in"].sum()),
         "tokens_out": int(raw["tokens_out"].sum()),
     }
 
 
-def summarize(raw: pd.DataFrame, accounting: pd.DataFrame, seconds: float, endpoints: dict | None = None) -> dict:
-    """metrics/generate.json: the totals, then the same counts per topic, then per endpoint (http)."""
-    metrics = _counts(raw, accounting)
-    metrics["wall_seconds"] = round(seconds, 2)
-    # raw and accounting share one index (0..n-1, grid order)
-    metrics["per_topic"] = {topic: _counts(rows, accounting.loc[rows.index]) for topic, rows in raw.groupby("topic")}
+def _run_counts(accounting: pd.DataFrame) -> dict:
+    """How this run got it: cache hits, requests sent, retries."""
+    return {
+        "cache_hits": int(accounting["cached"].sum()),
+        "sent": int((~accounting["cached"]).sum()),
+        "retried": int((accounting["attempts"] > 1).sum()),
+        "retries": int((accounting["attempts"] - 1).clip(lower=0).sum()),
+        "empty_retried": int(accounting["empty_answers"].sum()),  # empty answers that were asked again
+    }
+
+
+def summarize(raw: pd.DataFrame, accounting: pd.DataFrame, seconds: float,
+              endpoints: dict | None = None) -> tuple[dict, dict]:
+    """(metrics/generate.json: the totals, then per topic; this run's facts: cache hits, requests sent,
+    retries, wall time and, for http, per endpoint). raw and accounting share one index (grid order)."""
+    metrics = _counts(raw)
+    metrics["per_topic"] = {topic: _counts(rows) for topic, rows in raw.groupby("topic")}
+    facts = _run_counts(accounting) | {"wall_seconds": round(seconds, 2)}
     if endpoints:
-        metrics["per_endpoint"] = endpoints
-    return metrics
+        facts["per_endpoint"] = endpoints
+    return metrics, facts
 
 
 def check_failure_rate(raw: pd.DataFrame, max_rate: float) -> str | None:
