@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2", "evaluate",
-          "ratings"]
+          "rating"]
 
 
 def sh(cwd, *args, check=True, env=None, drop=()):
