@@ -34,6 +34,49 @@ def params_data():
 
 
 @pytest.fixture(scope="session")
+def standin_spec():
+    """A factory of small stand-in model specs: standin_spec(arch="llama", context=256, ...)."""
+    from hiwar.params import StandIn
+
+    def make(**changes):
+        base = dict(arch="gpt2", vocab_size=1200, hidden_size=32, layers=2, heads=2, context=128, steps=1,
+                    batch_size=1, learning_rate=1e-3)
+        return StandIn(**(base | changes))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def finetune_spec():
+    """A factory of fine-tuning specs for a base model folder: finetune_spec(base_dir, method="lora", ...)."""
+    from hiwar.params import FinetuneModel
+
+    def make(path, **changes):
+        base = dict(path=str(path), method="full", learning_rate=1e-3, epochs=2, batch_size=4, grad_accum=1,
+                    max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules=["c_attn"],
+                    merge=True, packing=False, save_steps=2, trust_remote_code=False)
+        return FinetuneModel(**(base | changes))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def corpus_frame(bundled):
+    """A factory of frames of bundled conversations in the split format (conversation_id, cell_id, topic,
+    country, generator, messages): corpus_frame(start, stop) takes that slice of the conversations."""
+    import pandas as pd
+
+    def make(start=0, stop=None):
+        convs = bundled.conversations[start:stop]
+        return pd.DataFrame({"conversation_id": [c["id"] for c in convs],
+                             "cell_id": [f"{c['topic']}:{c['country'] or 'XX'}" for c in convs],
+                             "topic": [c["topic"] for c in convs], "country": [c["country"] for c in convs],
+                             "generator": "bundled", "messages": [c["messages"] for c in convs]})
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def bpe_tokenizer(bundled):
     """A byte-level BPE tokenizer trained on the bundled texts, with hiwar's chat format."""
     from hiwar.training.chat_format import add_chat_format
@@ -45,17 +88,14 @@ def bpe_tokenizer(bundled):
 
 
 @pytest.fixture(scope="session")
-def tiny_lm(bpe_tokenizer):
+def tiny_lm(bpe_tokenizer, standin_spec):
     """A small random GPT-2 over `bpe_tokenizer` with a 128-token context (so sliding windows are exercised)."""
     import torch
 
-    from hiwar.params import StandIn
     from hiwar.standins import build_model
 
     torch.manual_seed(0)
-    spec = StandIn(arch="gpt2", vocab_size=1200, hidden_size=32, layers=2, heads=2, context=128, steps=1,
-                   batch_size=1, learning_rate=1e-3)
-    model = build_model(spec, bpe_tokenizer)
+    model = build_model(standin_spec(), bpe_tokenizer)
     model.eval()
     return model
 
@@ -71,19 +111,16 @@ def short_conversation():
 
 
 @pytest.fixture(scope="session")
-def base_dir(tmp_path_factory, bundled):
+def base_dir(tmp_path_factory, bundled, standin_spec):
     """A small GPT-2 stand-in saved as a base model (no chat format yet), for fine-tuning tests."""
     import torch
 
-    from hiwar.params import StandIn
     from hiwar.standins import build_model, text_corpus, train_tokenizer
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("base")
     tokenizer = train_tokenizer(text_corpus(bundled), 600)
-    spec = StandIn(arch="gpt2", vocab_size=600, hidden_size=32, layers=1, heads=2, context=1024, steps=1,
-                   batch_size=1, learning_rate=1e-3)
-    build_model(spec, tokenizer).save_pretrained(path)
+    build_model(standin_spec(vocab_size=600, layers=1, context=1024), tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

@@ -10,8 +10,8 @@ import pytest
 from hiwar.cleaning import PROVENANCE, clean
 from hiwar.io import read_jsonl
 from hiwar.params import load_section
+from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
 
-ROOT = Path(__file__).resolve().parents[1]
 CORPUS = read_jsonl(ROOT / "tests/fixtures/raw_generations.jsonl")
 RULES = ["generation_failed", "empty_output", "unparseable", "bad_alternation", "too_few_exchanges",
          "too_many_exchanges", "empty_turn", "turn_too_short", "turn_too_long", "low_arabic_ratio", "latin_leakage",

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -22,14 +22,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def project(path: Path, bundled, base_dir, batch_size: int, launcher: str) -> Path:
+def project(path: Path, corpus_frame, finetune_spec, base_dir, batch_size: int, launcher: str) -> Path:
     (path / "data/split").mkdir(parents=True)
-    frame = pd.DataFrame({"messages": [c["messages"] for c in bundled.conversations]})
-    frame.iloc[:40].to_parquet(path / "data/split/train.parquet")
-    frame.iloc[40:46].to_parquet(path / "data/split/validation.parquet")
-    spec = dict(path=str(base_dir), method="full", learning_rate=2e-3, epochs=2, batch_size=batch_size, grad_accum=1,
-                max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules=["c_attn"],
-                merge=False, packing=False, save_steps=100, logging_steps=1, trust_remote_code=False)
+    corpus_frame(0, 40).to_parquet(path / "data/split/train.parquet")
+    corpus_frame(40, 46).to_parquet(path / "data/split/validation.parquet")
+    spec = finetune_spec(base_dir, learning_rate=2e-3, batch_size=batch_size, merge=False, save_steps=100,
+                         logging_steps=1).model_dump()
     params = {"finetune": {"seed": 42, "launcher": launcher, "models": {"m": spec}}}
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     return path
@@ -49,14 +47,14 @@ def losses(path: Path) -> pd.Series:
     return curve.set_index("step")["loss"]
 
 
-def test_two_processes_match_one_process_with_the_same_effective_batch(bundled, base_dir, tmp_path):
+def test_two_processes_match_one_process_with_the_same_effective_batch(corpus_frame, finetune_spec, base_dir, tmp_path):
     config = ROOT / "configs/accelerate/ddp_cpu.yaml"
     launch = f"accelerate launch --config_file {config}"
-    two = project(tmp_path / "two", bundled, base_dir, batch_size=4, launcher=launch)
+    two = project(tmp_path / "two", corpus_frame, finetune_spec, base_dir, batch_size=4, launcher=launch)
     out = finetune(two, [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
                          "--main_process_port", str(free_port())])
     assert "2 process(es) x batch 4 x accumulation 1 = effective batch 8" in out.stdout
-    one = project(tmp_path / "one", bundled, base_dir, batch_size=8, launcher="python")
+    one = project(tmp_path / "one", corpus_frame, finetune_spec, base_dir, batch_size=8, launcher="python")
     finetune(one, [sys.executable])
 
     two_metrics = json.loads((two / "metrics/train/m.json").read_text())

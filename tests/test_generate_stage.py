@@ -17,8 +17,8 @@ import yaml
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.grid import build_grid
 from hiwar.params import GridParams
+from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 60
 
 

@@ -6,20 +6,18 @@ import torch
 from hiwar.errors import HiwarError
 from hiwar.generation import BACKENDS, Request, get_backend
 from hiwar.generation.transformers_backend import SeededSampler, model_revision
-from hiwar.params import GenerateParams, StandIn
+from hiwar.params import GenerateParams
 from hiwar.standins import GENERATOR_TOKENS, build_model, dialogue_corpus, train_tokenizer
 
 PROMPT = "<|prompt|>اكتب محادثة عن السفر.\n<|response|>"
 
 
 @pytest.fixture(scope="module")
-def generator_dir(tmp_path_factory, bundled):
+def generator_dir(tmp_path_factory, bundled, standin_spec):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("gen")
     tokenizer = train_tokenizer(dialogue_corpus(bundled, "tiny"), 800, GENERATOR_TOKENS)
-    spec = StandIn(arch="llama", vocab_size=800, hidden_size=32, layers=1, heads=2, context=256, steps=1,
-                   batch_size=1, learning_rate=1e-3)
-    build_model(spec, tokenizer).save_pretrained(path)
+    build_model(standin_spec(arch="llama", vocab_size=800, layers=1, context=256), tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

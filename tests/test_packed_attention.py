@@ -8,7 +8,6 @@ import torch
 from hiwar.training.chat_format import encode
 from hiwar.errors import HiwarError
 from hiwar.training.packed_attention import NAME, check_packing, register, segments, use_packed_attention
-from hiwar.params import StandIn
 from hiwar.standins import build_model
 from hiwar.training.data import PadCollator, pack
 
@@ -31,10 +30,8 @@ def examples(bpe_tokenizer, bundled):
     return out
 
 
-def model_for(arch, tokenizer):
+def model_for(spec, tokenizer):
     torch.manual_seed(0)
-    spec = StandIn(arch=arch, vocab_size=1200, hidden_size=32, layers=2, heads=2, context=128, steps=1,
-                   batch_size=1, learning_rate=1e-3)
     return build_model(spec, tokenizer)
 
 
@@ -47,11 +44,11 @@ def loss_and_grads(model, batch):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 @pytest.mark.parametrize("attention", ["sdpa", NAME])
-def test_packed_rows_give_the_loss_and_gradients_of_padded_batches(arch, attention, examples, bpe_tokenizer):
+def test_packed_rows_give_the_loss_and_gradients_of_padded_batches(arch, attention, examples, bpe_tokenizer, standin_spec):
     rows = pack(examples, 128)
     assert len(rows) < len(examples)  # something was packed
     collate = PadCollator(bpe_tokenizer.pad_token_id)
-    model = model_for(arch, bpe_tokenizer)
+    model = model_for(standin_spec(arch=arch), bpe_tokenizer)
     padded_loss, padded_grads = loss_and_grads(model, collate(examples))
     register()
     model.set_attn_implementation(attention)
@@ -62,8 +59,8 @@ def test_packed_rows_give_the_loss_and_gradients_of_padded_batches(arch, attenti
         torch.testing.assert_close(packed_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
 
 
-def test_packed_attention_is_used_where_the_architecture_allows_it(bpe_tokenizer):
-    model = model_for("gpt2", bpe_tokenizer)
+def test_packed_attention_is_used_where_the_architecture_allows_it(bpe_tokenizer, standin_spec):
+    model = model_for(standin_spec(), bpe_tokenizer)
     assert use_packed_attention(model) == NAME
     assert model.training  # the probe leaves the mode as it found it
 
@@ -76,13 +73,13 @@ def leaky_attention(module, query, key, value, attention_mask, position_ids=None
     return sdpa_attention_forward(module, query, key, value, None, is_causal=True, **kwargs)
 
 
-def test_packing_is_refused_when_conversations_would_see_each_other(bpe_tokenizer):
+def test_packing_is_refused_when_conversations_would_see_each_other(bpe_tokenizer, standin_spec):
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register("leaky", leaky_attention)
     AttentionMaskInterface.register("leaky", lambda **kwargs: None)
-    model = model_for("gpt2", bpe_tokenizer)
+    model = model_for(standin_spec(), bpe_tokenizer)
     model.set_attn_implementation("leaky")
     with pytest.raises(HiwarError, match="packing: GPT2LMHeadModel lets packed conversations see each other"):
         check_packing(model)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2", "evaluate",
           "rating"]
 
@@ -33,6 +33,11 @@ def sh(cwd, *args, check=True, env=None, drop=()):
     if check and proc.returncode:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def digests(root: Path, parts=("data", "models", "metrics")) -> dict[str, str]:
+    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest()
+            for part in parts for f in sorted((root / part).rglob("*")) if f.is_file() and "bundled" not in f.parts}
 
 
 def ran(output: str) -> list[str]:
@@ -107,9 +112,51 @@ def test_second_repro_runs_nothing(repo):
     assert "Data and pipelines are up to date" in sh(path, "dvc", "status").stdout
 
 
-def digests(root: Path, parts=("data", "models")) -> dict[str, str]:
-    return {str(f.relative_to(root)): hashlib.md5(f.read_bytes()).hexdigest()
-            for part in parts for f in sorted((root / part).rglob("*")) if f.is_file() and "seed" not in f.parts}
+def test_rerunning_every_stage_with_identical_results_changes_no_metric(repo):
+    path, _ = repo
+    lock = (path / "dvc.lock").read_text()
+    again = sh(path, "dvc", "repro", "--force")
+    assert ran(again.stdout) == STAGES
+    # Timings, cache hits and requests sent live in logs/runs/, not in the tracked metrics.
+    assert json.loads(sh(path, "dvc", "metrics", "diff", "--json").stdout) == {}
+    assert (path / "dvc.lock").read_text() == lock
+    assert json.loads((path / "logs/runs/generate.json").read_text())["cache_hits"] == 120
+
+
+def test_a_params_typo_stops_run_pipeline_before_any_output_is_touched(repo):
+    path, _ = repo
+    before = digests(path)
+    good = (path / "params.yaml").read_text(encoding="utf-8")
+    (path / "params.yaml").write_text(good.replace("  min_exchanges:", "  min_exchange:"), encoding="utf-8")
+    try:
+        # HIWAR_VENV: reuse the test's environment instead of building a .venv in the scratch copy.
+        proc = sh(path, "./run", "pipeline", check=False, env={"HIWAR_VENV": sys.prefix})
+    finally:
+        (path / "params.yaml").write_text(good, encoding="utf-8")
+    assert proc.returncode == 2
+    assert "clean.min_exchange: unknown key" in proc.stderr and "Running stage" not in proc.stdout
+    assert digests(path) == before
+
+
+def test_exp_run_from_a_shell_without_the_environment_finds_the_projects_venv(repo, tmp_path):
+    path, _ = repo
+    (path / ".venv").symlink_to(sys.prefix)  # the project's own .venv, as `./run setup` makes it
+    try:
+        bare = {"PATH": "/usr/bin:/bin"}  # nothing activated: `python` is the system's, without pandas
+        exp = sh(path, str(Path(sys.prefix) / "bin/dvc"), "exp", "run", "-S",
+                 "finetune.models.tiny_aragpt2.learning_rate=0.002", env=bare)
+        assert ran(exp.stdout) == ["finetune@tiny_aragpt2", "evaluate"]
+        sh(path, "git", "checkout", "--", ".")
+        sh(path, "dvc", "checkout")
+    finally:
+        (path / ".venv").unlink()
+    # Without any environment, a stage stops at once with one line saying what to do.
+    (tmp_path / "run").write_bytes((path / "run").read_bytes())
+    (tmp_path / "run").chmod(0o755)
+    proc = sh(tmp_path, "./run", "stage", "python", "-c", "print('ran')", check=False, env=bare)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: no Python environment with hiwar's packages (run ./run setup once, or activate yours)"]
 
 
 def test_push_to_s3_then_a_fresh_clone_pulls_and_reruns_nothing(repo, s3_server, tmp_path):

@@ -1,7 +1,6 @@
 """Fine-tuning: labels on three kinds of tokenizer, resume after an interruption, deterministic LoRA, merged
 and unmerged outputs."""
 
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -9,7 +8,6 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, TrainerCallback
 
 from hiwar.training.chat_format import END, add_chat_format, encode, trained_text
-from hiwar.params import FinetuneModel
 from hiwar.standins import text_corpus
 from hiwar.training.models import load_finetuned
 from hiwar.training.trainer import finetune
@@ -27,17 +25,8 @@ def sentencepiece_style(texts):
 
 
 @pytest.fixture(scope="module")
-def data(bundled):
-    frame = pd.DataFrame({"conversation_id": [c["id"] for c in bundled.conversations],
-                          "messages": [c["messages"] for c in bundled.conversations]})
-    return frame.iloc[:24], frame.iloc[24:28]
-
-
-def spec_for(base_dir, **changes):
-    base = dict(path=str(base_dir), method="full", learning_rate=1e-3, epochs=2, batch_size=4, grad_accum=1,
-                max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules=["c_attn"],
-                merge=True, packing=False, save_steps=2, trust_remote_code=False)
-    return FinetuneModel(**(base | changes))
+def data(corpus_frame):
+    return corpus_frame(0, 24), corpus_frame(24, 28)
 
 
 @pytest.mark.parametrize("kind", ["byte_level_bpe", "sentencepiece_unigram", "standin_reloaded"])
@@ -76,9 +65,9 @@ def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-def test_interrupted_run_resumes_to_the_same_weights(base_dir, data, tmp_path):
+def test_interrupted_run_resumes_to_the_same_weights(base_dir, data, tmp_path, finetune_spec):
     train, validation = data
-    spec = spec_for(base_dir)
+    spec = finetune_spec(base_dir)
     finetune(spec, train, validation, tmp_path / "straight", tmp_path / "ck1", seed=3)
     with pytest.raises(KeyboardInterrupt):
         finetune(spec, train, validation, tmp_path / "resumed", tmp_path / "ck2", seed=3, callbacks=[Interrupt(5)])
@@ -90,17 +79,17 @@ def test_interrupted_run_resumes_to_the_same_weights(base_dir, data, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_checkpoints_of_other_params_are_not_resumed(base_dir, data, tmp_path):
+def test_checkpoints_of_other_params_are_not_resumed(base_dir, data, tmp_path, finetune_spec):
     train, validation = data
     with pytest.raises(KeyboardInterrupt):
-        finetune(spec_for(base_dir), train, validation, tmp_path / "a", tmp_path / "ck", seed=3, callbacks=[Interrupt(3)])
-    metrics = finetune(spec_for(base_dir, learning_rate=2e-3), train, validation, tmp_path / "b", tmp_path / "ck", seed=3)
+        finetune(finetune_spec(base_dir), train, validation, tmp_path / "a", tmp_path / "ck", seed=3, callbacks=[Interrupt(3)])
+    metrics = finetune(finetune_spec(base_dir, learning_rate=2e-3), train, validation, tmp_path / "b", tmp_path / "ck", seed=3)
     assert metrics["resumed_from_step"] == 0
 
 
-def test_lora_runs_with_the_same_seed_give_identical_adapters(base_dir, data, tmp_path):
+def test_lora_runs_with_the_same_seed_give_identical_adapters(base_dir, data, tmp_path, finetune_spec):
     train, validation = data
-    spec = spec_for(base_dir, method="lora", merge=False, epochs=1)
+    spec = finetune_spec(base_dir, method="lora", merge=False, epochs=1)
     for run in ("one", "two"):
         finetune(spec, train, validation, tmp_path / run, tmp_path / f"ck-{run}", seed=7)
     a = load_file(str(tmp_path / "one/adapter/adapter_model.safetensors"))
@@ -111,9 +100,9 @@ def test_lora_runs_with_the_same_seed_give_identical_adapters(base_dir, data, tm
     assert tokenizer.chat_template and model.get_input_embeddings().weight.shape[0] == len(tokenizer)
 
 
-def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_conversation):
+def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_conversation, finetune_spec):
     train, validation = (frame.assign(messages=[m[:2] for m in frame["messages"]]) for frame in data)  # one exchange each
-    spec = spec_for(base_dir, method="lora", merge=True, epochs=1, packing=True, max_length=1024)
+    spec = finetune_spec(base_dir, method="lora", merge=True, epochs=1, packing=True, max_length=1024)
     metrics = finetune(spec, train, validation, tmp_path / "out", tmp_path / "ck", seed=7)
     assert metrics["train"]["packed_rows"] < metrics["train"]["examples"]
     assert metrics["attention"] == "hiwar_packed"
@@ -130,14 +119,14 @@ def test_merged_lora_matches_base_plus_adapter(base_dir, data, tmp_path, short_c
         assert torch.allclose(merged(ids).logits, adapted(ids).logits, atol=1e-4)
 
 
-def test_chat_keeps_the_history_and_resets_it(base_dir, data, tmp_path, monkeypatch):
+def test_chat_keeps_the_history_and_resets_it(base_dir, data, tmp_path, monkeypatch, finetune_spec):
     from click.testing import CliRunner
 
     import hiwar.evaluation.metrics
     from hiwar.cli import main
 
     train, validation = data
-    finetune(spec_for(base_dir, epochs=1), train, validation, tmp_path / "model", tmp_path / "ck", seed=1)
+    finetune(finetune_spec(base_dir, epochs=1), train, validation, tmp_path / "model", tmp_path / "ck", seed=1)
     seen, real = [], hiwar.evaluation.metrics.generate_replies
     monkeypatch.setattr(hiwar.evaluation.metrics, "generate_replies",
                         lambda model, tok, histories, *a, **k: seen.append([m["role"] for m in histories[0]]) or
