@@ -22,7 +22,11 @@ NOT_JUDGED = {"status": "not judged"}
 def _check(answers: list[Answer], params: JudgeParams) -> None:
     message = check_failure_rate(failure_frame(answers), params.max_failure_rate, stage="judge")
     if message:
-        raise HiwarError(message.replace("Answers so far", "Answers so far, malformed ones included,"))
+        # A malformed answer is cached like any other, so a plain rerun reaches the same verdict: say what helps.
+        raise HiwarError(message.replace(
+            "Answers so far are cached: rerun to send only the failed requests.",
+            "Every answer is cached, malformed ones too: a rerun sends only requests that got no answer; raise "
+            "judge.parse_retries to ask malformed ones again, or use a judge that follows the format."))
 
 
 def score(params: JudgeParams, conversations: pd.DataFrame, raw_text: dict[str, str], topics, countries) -> dict:
