@@ -1,8 +1,5 @@
-"""Stages `judge` and `judge-compare`: an LLM judge (params: judge; docs/judge.md), or "not judged".
-
-  python stages/judge.py score     scores the clean conversations, gates them (judge.min_score)
-  python stages/judge.py compare   compares the evaluated models pairwise; the judge as one more rater
-"""
+"""Stages `judge` (`score`: the clean conversations, gated by judge.min_score) and `judge-compare`
+(`compare`: models pairwise; the judge as one more rater), or "not judged". See docs/judge.md."""
 
 import sys
 from pathlib import Path

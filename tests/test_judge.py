@@ -237,6 +237,13 @@ def test_the_flawed_judge_is_measured_retried_counted_and_cached(judge_server, p
     assert (ok.loc[ok["flipped"], "winner"] == "tie").all()  # and count as ties, never as wins
     assert set(pairwise["pairs"]) == {"tiny_finetuned vs tiny_base", "tiny_finetuned vs qwen_baseline"}
     assert "verdict" in compared["agreement"] and compared["rating_items"]["items"] == 12
+    from hiwar.evaluation.report import judge_section
+
+    report = "\n".join(judge_section(metrics, compared))
+    assert f"{pairwise['position_bias_rate']:.1%}" in report and "tiny_finetuned vs qwen_baseline" in report
+    print(f"position bias {pairwise['position_bias_rate']} {pairwise['position_bias_rate_ci95']} (scripted "
+          f"{FIRST_SHARE}, {n} items); malformed answers {metrics['malformed_answers']}; failed {metrics['failed']}"
+          f"; rejected {len(rejected)}\n{report}")
 
     # A rerun with the same judge and inputs sends nothing: every answer, malformed ones too, is cached.
     before = len(log.read_text().splitlines())
