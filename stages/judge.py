@@ -30,7 +30,8 @@ def score():
     write_json("plots/judge/per_topic.json", out["per_topic"])
     write_json("plots/judge/per_country.json", out["per_country"])
     write_json("metrics/judge.json", out["metrics"])
-    print(f"judge: {out['metrics'].get('judged', 'not judged')} of {len(conversations)} conversations judged")
+    m = out["metrics"]
+    print(f"judge: {m['judged']} of {m['conversations']} conversations judged" if "judged" in m else "judge: not judged")
 
 
 def compare():
