@@ -43,8 +43,7 @@ def compare():
               for p in sorted(Path("ratings/filled").glob("*.csv"))} if key is not None else {}
     out = steps.compare(params, replies, key, humans, rating.criteria, rating.seed)
     write_run_facts("judge-compare", out["facts"])
-    verdicts = out["verdicts"] if out["verdicts"] is not None else pd.DataFrame(columns=["item", "status"])
-    write_parquet(OUT / "pairwise.parquet", verdicts)
+    write_parquet(OUT / "pairwise.parquet", out["verdicts"])
     write_json("metrics/judge_compare.json", out["metrics"])
     print(f"judge-compare: {out['metrics']['status']}")
 

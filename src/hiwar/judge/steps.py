@@ -17,6 +17,7 @@ from hiwar.judge.rubric import Prompts, check_criteria
 from hiwar.params import JudgeParams
 
 NOT_JUDGED = {"status": "not judged"}
+NO_VERDICTS = pd.DataFrame(columns=["item", "status"])  # data/judge/pairwise.parquet when nothing was compared
 
 
 def _check(answers: list[Answer], params: JudgeParams) -> None:
@@ -55,16 +56,16 @@ def score(params: JudgeParams, conversations: pd.DataFrame, raw_text: dict[str, 
 
 def compare(params: JudgeParams, replies: pd.DataFrame | None, key: pd.DataFrame | None,
             humans: dict[str, pd.DataFrame], rating_criteria: list[str], seed: int) -> dict:
-    """{metrics, verdicts, facts} for the `judge-compare` stage: pairwise comparison of the evaluated models
+    """{metrics, verdicts (one row per pairwise item), facts} for the `judge-compare` stage: pairwise comparison of the evaluated models
     and the judge as one more rater on the human-rating items (each only when its inputs exist)."""
     if params.backend == "none":
-        return dict(metrics=NOT_JUDGED, verdicts=None, facts=NOT_JUDGED)
+        return dict(metrics=NOT_JUDGED, verdicts=NO_VERDICTS, facts=NOT_JUDGED)
     check_criteria(params.criteria, "judge.criteria")
     check_criteria(rating_criteria, "rating.criteria")
     started = time.perf_counter()
     backend, cache = open_judge(params)
     prompts = Prompts(params.template, params.language)
-    metrics, verdicts, facts, answers = {"status": "judged", "judge": backend.model_id}, None, {}, []
+    metrics, verdicts, facts, answers = {"status": "judged", "judge": backend.model_id}, NO_VERDICTS, {}, []
     if params.pairwise and replies is not None:
         items = pairwise.pair_items(replies)
         got, facts["pairwise"] = judge_all(pairwise.pairwise_tasks(items, prompts, params.criteria), parse_verdict,
