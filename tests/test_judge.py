@@ -293,3 +293,26 @@ def test_an_unknown_criterion_is_one_clear_line(params_data, bundled, tmp_path):
                                    "described in src/hiwar/judge/templates/rubric.yaml: fluency, coherence, "
                                    "helpfulness, fidelity, safety, relevance)")
     assert not (project / "metrics/judge.json").exists()
+
+
+def test_both_languages_ask_for_exactly_the_criteria_the_parser_accepts():
+    from hiwar.judge.rubric import Prompts, rubric
+
+    history = [{"role": "user", "content": "ما أفضل وقت لزيارة وادي رم؟"}]
+    for language in ("ar", "en"):
+        prompt = Prompts("rubric", language).reply(history, "في الربيع والخريف.", ["fluency", "relevance"])
+        assert prompt.endswith('{"fluency": <1-5>, "relevance": <1-5>}')
+        assert rubric()["criteria"]["relevance"][language] in prompt and "وادي رم" in prompt
+    assert "المستخدم: ما أفضل" in Prompts("rubric", "ar").pairwise(history, "أ", "ب", ["fluency"])
+    assert "User: ما أفضل" in Prompts("rubric", "en").pairwise(history, "أ", "ب", ["fluency"])
+
+
+def test_a_rating_key_that_does_not_match_the_replies_is_one_clear_error():
+    from hiwar.judge.agreement import rating_tasks
+    from hiwar.judge.rubric import Prompts
+
+    replies = pd.DataFrame({"model": ["m"], "kind": ["base"], "turn": [0], "history": [[{"role": "user", "content": "س"}]],
+                            "reply": ["ج"]})
+    key = pd.DataFrame({"item": ["R0001"], "model": ["m"], "kind": ["finetuned"], "turn": [0]})
+    with pytest.raises(HiwarError, match="item R0001 .m finetuned, turn 0. is not in data/eval/replies.parquet"):
+        rating_tasks(key, replies, Prompts("rubric", "ar"), ["fluency"])

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from hiwar.errors import HiwarError
 from hiwar.evaluation.rating import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.judge.engine import Answer, Task
 from hiwar.judge.rubric import Prompts
@@ -18,11 +19,15 @@ JUDGE = "judge"
 
 def rating_tasks(key: pd.DataFrame, replies: pd.DataFrame, prompts: Prompts, criteria: list[str]) -> list[Task]:
     """One request per rating item: the reply the key points at (model, kind, turn), with its history."""
-    lookup = replies.set_index(["model", "kind", "turn"])
+    lookup = {(m, k, int(t)): (h, r) for m, k, t, h, r in
+              zip(replies["model"], replies["kind"], replies["turn"], replies["history"], replies["reply"])}
     tasks = []
     for row in key.itertuples():
-        found = lookup.loc[(row.model, row.kind, int(row.turn))]
-        tasks.append(Task(row.item, prompts.reply(list(found["history"]), found["reply"], criteria)))
+        found = lookup.get((row.model, row.kind, int(row.turn)))
+        if found is None:
+            raise HiwarError(f"ratings/key.csv: item {row.item} ({row.model} {row.kind}, turn {row.turn}) is not in "
+                             "data/eval/replies.parquet (expected a key exported from these replies: `hiwar rate export`)")
+        tasks.append(Task(row.item, prompts.reply(list(found[0]), found[1], criteria)))
     return tasks
 
 
