@@ -20,7 +20,7 @@ from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
 pytestmark = pytest.mark.slow
 
 STAGES = ["models", "grid", "generate", "clean", "split", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2", "evaluate",
-          "rating"]
+          "rating", "judge", "judge-compare"]
 
 
 def sh(cwd, *args, check=True, env=None, drop=()):
@@ -100,9 +100,13 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
             assert 0 <= evaluate["models"][name][kind]["chrf"] <= 100
     assert evaluate["baselines"]["chat_model"]["baseline"]["perplexity"] == evaluate["models"]["tiny_arabiangpt"]["finetuned"]["perplexity"]
     assert json.loads((path / "metrics/rating.json").read_text()) == {"status": "not rated"}
+    # The tiny profile configures no judge (judge.backend: none): nothing is scored, nothing invented.
+    for name in ("judge", "judge_compare"):
+        assert json.loads((path / f"metrics/{name}.json").read_text()) == {"status": "not judged"}
     report = sh(path, "hiwar", "report")
     assert "report.md written" in report.stdout and (path / "reports/perplexity_per_turn.png").exists()
     assert "| tiny_aragpt2 | finetuned | lora |" in (path / "reports/report.md").read_text()
+    assert "Dataset: not judged" in (path / "reports/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(repo):

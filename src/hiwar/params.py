@@ -227,6 +227,35 @@ class RatingParams(Section):
     bootstrap: int = Field(ge=10)
 
 
+# --- judge (an LLM judge; the generation backends, cache and accounting) -----------------------------------
+
+
+class JudgeParams(Section):
+    # none: no judge configured (the tiny profile: its stand-in generator cannot judge); the stage then
+    # writes {"status": "not judged"} and never a score.
+    backend: Literal["none", "transformers", "http", "vllm"]
+    model: str  # a local directory, a hub id, or the model name a server serves
+    revision: str | None  # part of the cache key
+    template: str  # src/hiwar/judge/templates/<template>.<language>.j2
+    language: Literal["ar", "en"]  # the language the judge is instructed in
+    criteria: list[str] = Field(min_length=1)  # the rubric's criteria (src/hiwar/judge/templates/rubric.yaml)
+    trust_remote_code: bool
+    batch_size: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    stop: list[str]
+    seed: int
+    parse_retries: int = Field(ge=0)  # a malformed answer is asked again (new sample index) this many times
+    min_score: int | None = Field(ge=1, le=5)  # gate: a conversation with any criterion below it is rejected
+    pairwise: bool  # compare the evaluated models' replies pairwise (both orders)
+    rate_items: bool  # score the blinded human-rating items, for judge-vs-human agreement
+    bootstrap: int = Field(ge=10)
+    cache_dir: str
+    max_failure_rate: float = Field(ge=0, le=1)
+    http: HttpParams
+
+
 SECTIONS: dict[str, type[Section]] = {
     "models": ModelsParams,
     "grid": GridParams,
@@ -236,6 +265,7 @@ SECTIONS: dict[str, type[Section]] = {
     "finetune": FinetuneParams,
     "evaluate": EvaluateParams,
     "rating": RatingParams,
+    "judge": JudgeParams,
 }
 
 

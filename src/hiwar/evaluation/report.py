@@ -52,6 +52,40 @@ def generation_section(generate: dict, run: dict) -> list[str]:
     return lines
 
 
+def judge_section(judge: dict, compare: dict) -> list[str]:
+    """The LLM judge's results, or "not judged": a score is shown only where a judge gave it."""
+    lines = ["## LLM judge", ""]
+    if judge.get("status") != "judged":
+        lines += ["Dataset: not judged (no judge configured: judge.backend is none; see docs/judge.md).", ""]
+    else:
+        means = ", ".join(f"{c} {v['mean']:.2f}" for c, v in judge["scores"].items() if v["mean"] is not None)
+        gate = judge["gate"]
+        lines += [f"Dataset: {judge['judged']} of {judge['conversations']} conversations judged by {judge['judge']} "
+                  f"({judge['failed']} judge failures, {judge['malformed_answers']} malformed answers asked again); "
+                  f"mean scores: {means}.", ""]
+        if gate["min_score"] is not None:
+            lines += [f"Gate (every criterion at least {gate['min_score']}): {gate['kept']} kept, {gate['rejected']} "
+                      f"rejected (data/judge/rejected.parquet).", ""]
+    if compare.get("status") != "judged":
+        return lines + ["Model comparison and agreement with people: not judged.", ""]
+    pairwise = compare.get("pairwise")
+    if isinstance(pairwise, dict):
+        bias = pairwise["position_bias_rate"]
+        lines += [f"Pairwise, each item judged in both orders ({pairwise['judged']} of {pairwise['items']} items; "
+                  f"position bias: the verdict flips with the order on "
+                  f"{'-' if bias is None else f'{bias:.1%}'} of items, and such items count as ties).", "",
+                  "| pair | wins | ties | losses | win share [95% CI] |", "| --- | --- | --- | --- | --- |"]
+        for name, p in pairwise["pairs"].items():
+            lines.append(f"| {name} | {p['wins']} | {p['ties']} | {p['losses']} | {p['wins_share']:.2f} "
+                         f"{_ci(p['wins_share_ci95'])} |")
+        lines.append("")
+    else:
+        lines += [f"Pairwise: {pairwise}.", ""]
+    agreement = compare.get("agreement")
+    lines += [f"Judge vs people: {agreement['verdict'] if isinstance(agreement, dict) else agreement}.", ""]
+    return lines
+
+
 def charts(plots: Path, out: Path) -> list[str]:
     import matplotlib
 
@@ -110,6 +144,8 @@ def write_report(root: Path, out: Path) -> Path:
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
         *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
+        *judge_section(read_json(root / "metrics/judge.json", {"status": "not judged"}),
+                       read_json(root / "metrics/judge_compare.json", {"status": "not judged"})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"
