@@ -7,10 +7,11 @@ HTML page. `write_comparison` puts them together in one output folder.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from hiwar.compare.rows import Row, dvc_exp_show, parse_exp_show, select_rows
+from hiwar.compare.rows import Row, add_intervals, dvc_exp_show, parse_exp_show, read_at_rev, select_rows
 from hiwar.compare.table import KEY_METRICS, changed_params, markdown, metrics_of, text_table, write_csv
 from hiwar.errors import HiwarError
 
@@ -28,7 +29,8 @@ class Comparison:
 
 def write_comparison(exp_show: list[dict], out: Path, patterns: list[str] = KEY_METRICS, wanted: list[str] = (),
                      everything: bool = False, max_rows: int = 12, head: str | None = None, samples: int = 4,
-                     model: str | None = None, repo: str = ".", reader=None) -> Comparison:
+                     model: str | None = None, repo: str = ".", reader=None,
+                     read_file=read_at_rev) -> Comparison:
     """compare.md, compare.csv, charts.png and index.html in `out`."""
     from hiwar.compare.charts import small_multiples
     from hiwar.compare.page import render
@@ -38,13 +40,18 @@ def write_comparison(exp_show: list[dict], out: Path, patterns: list[str] = KEY_
     rows, skipped = parse_exp_show(exp_show)
     rows, notes = select_rows(rows, head, list(wanted), everything, max_rows)
     notes += [f"not shown, no results: {line}" for line in skipped]
+    add_intervals(rows, read_file)
     metrics = metrics_of(rows, patterns)
     if not metrics:
         raise HiwarError(f"no metric matches {', '.join(patterns)} (expected keys like "
                          "metrics/evaluate.json:models.<model>.finetuned.perplexity)")
-    params = changed_params(rows)
+    params, partial = changed_params(rows)
     if len(rows) > 1 and not params:
         notes.append("no param differs among these rows")
+    if partial:
+        groups = Counter(k.split(".")[0] for k in partial)
+        notes.append("params only some rows have (added or renamed along the way), not shown: "
+                     + ", ".join(f"{g}.* ({n})" for g, n in groups.items()))
     chart = small_multiples(rows, metrics)
     replies = collect(rows, samples, model, repo, reader or read_replies)
 

@@ -12,16 +12,16 @@ from hiwar.compare.table import Metric
 
 MAX_WIDTH_PX = 1500
 DPI = 100
-COLUMNS = 3  # panels per line
+COLUMNS = 4  # panels per line
 COLORS = {"workspace": "#7f7f7f", "commit": "#4c72b0", "experiment": "#dd8452"}
 
 
 def figure_size(rows: int, metrics: int) -> tuple[float, float]:
     """Inches at DPI: width capped at MAX_WIDTH_PX; each line of panels 0.32 in per row plus room for titles."""
     columns = min(COLUMNS, metrics)
-    width = min(MAX_WIDTH_PX / DPI, 2.6 + 3.8 * columns)
+    width = min(MAX_WIDTH_PX / DPI, 1.8 + 3.4 * columns)
     lines = math.ceil(metrics / columns)
-    return width, 0.4 + lines * (1.5 + 0.3 * rows)
+    return width, 0.4 + lines * (1.2 + 0.24 * rows)
 
 
 def small_multiples(rows: list[Row], metrics: list[Metric]) -> bytes:

@@ -5,6 +5,7 @@ cut to a row limit that says what it left out."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 
@@ -153,3 +154,25 @@ def other_experiments(rows: list[Row]) -> list[str]:
     """Experiments in the repository whose baseline is not among the rows (a hint for the user)."""
     seen = {r.name for r in rows if r.kind == "experiment"}
     return sorted(name for name in experiment_refs() if name not in seen)
+
+
+def read_at_rev(rev: str, path: str) -> str | None:
+    """A git-tracked file (metrics are `cache: false`) as of `rev`; the workspace reads the disk."""
+    if rev == "workspace":
+        return open(path, encoding="utf-8").read() if os.path.exists(path) else None
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def add_intervals(rows: list[Row], read=read_at_rev) -> None:
+    """`dvc exp show` drops list values, so the `<key>_ci95` intervals are read from each row's metrics
+    files themselves and added beside their values."""
+    for row in rows:
+        for file in dict.fromkeys(k.partition(":")[0] for k in row.metrics):
+            text = read(row.rev, file) if file.endswith(".json") else None
+            try:
+                data = json.loads(text) if text else {}
+            except json.JSONDecodeError:
+                continue
+            row.metrics.update({f"{file}:{k}": v for k, v in flatten(data).items()
+                                if k.endswith("_ci95") and isinstance(v, list)})

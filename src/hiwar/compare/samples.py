@@ -36,19 +36,22 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
             reader=read_replies) -> Samples:
     """The first `count` test turns (by turn number) of the first row that has replies, and every row's
     fine-tuned reply to them; `model` picks the fine-tuned model (default: the first by name)."""
-    samples, tables = Samples(), {}
+    samples, tables, unreadable = Samples(), {}, {}
     for row in rows:
         try:
             table = reader(row, repo)
         except Exception as exc:  # not in this revision, not in the local cache, unreadable: say so, go on
-            samples.missing.append(f"{row.label}: {REPLIES} not readable ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})")
+            unreadable.setdefault(type(exc).__name__, []).append(row.label)
             continue
         lacking = [c for c in COLUMNS if c not in table.columns]
         if lacking:
             samples.missing.append(f"{row.label}: {REPLIES} has no column {', '.join(lacking)}")
             continue
         tables[row.label] = table[table["kind"] == "finetuned"]
+    for reason, labels in unreadable.items():
+        samples.missing.append(f"{REPLIES} not readable ({reason}) for {', '.join(labels)}: not in this "
+                               "revision, or its data not in the local DVC cache (`dvc pull`; for an "
+                               "experiment `dvc exp pull <remote> <name>`)")
     if not tables or count <= 0:
         return samples
     models = sorted({m for t in tables.values() for m in t["model"]})

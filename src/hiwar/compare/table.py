@@ -36,8 +36,8 @@ class Metric:
     @property
     def best(self):
         present = [v for v in self.values if v is not None]
-        if len(present) < 2:
-            return None  # nothing to compare against
+        if len(set(present)) < 2:
+            return None  # nothing to compare against, or all equal
         return min(present) if self.lower_is_better else max(present)
 
 
@@ -45,10 +45,18 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def changed_params(rows: list[Row]) -> list[str]:
-    """Param keys whose values differ among the rows (a key missing from some rows counts as differing)."""
+def changed_params(rows: list[Row]) -> tuple[list[str], list[str]]:
+    """(keys whose values differ among the rows that have them; keys with one value that some rows lack,
+    params added or renamed along the history, which a note names instead of a column of dashes)."""
     keys = list(dict.fromkeys(k for r in rows for k in r.params))
-    return [k for k in keys if len({json.dumps(r.params.get(k, MISSING), sort_keys=True) for r in rows}) > 1]
+    differ, partial = [], []
+    for key in keys:
+        values = {json.dumps(r.params[key], sort_keys=True) for r in rows if key in r.params}
+        if len(values) > 1:
+            differ.append(key)
+        elif any(key not in r.params for r in rows):
+            partial.append(key)
+    return differ, partial
 
 
 def metric_label(column: str) -> str:
@@ -110,12 +118,13 @@ def direction_note(metrics: list[Metric], best: str = "in bold") -> str:
     return f"Best of each metric {best}; " + "; ".join(parts) + ". Brackets: 95% CI."
 
 
-def cells(rows: list[Row], params: list[str], metrics: list[Metric], bold=lambda s: f"**{s}**") -> list[list[str]]:
+def cells(rows: list[Row], params: list[str], metrics: list[Metric], bold=lambda s: f"**{s}**",
+          intervals: bool = True) -> list[list[str]]:
     table = []
     for i, row in enumerate(rows):
         line = [row.label, *(param_text(row.params.get(p, MISSING)) for p in params)]
         for m in metrics:
-            text = metric_text(m.values[i], m.cis[i])
+            text = metric_text(m.values[i], m.cis[i] if intervals else None)
             line.append(bold(text) if m.values[i] is not None and m.values[i] == m.best else text)
         table.append(line)
     return table
@@ -132,12 +141,23 @@ def markdown(rows: list[Row], params: list[str], metrics: list[Metric]) -> str:
     return "\n".join(lines) + "\n\n" + direction_note(metrics) + "\n"
 
 
+def wrap(header: str, width: int = 12) -> list[str]:
+    """A header over several short lines, broken after spaces, dots and underscores."""
+    lines = [""]
+    for piece in re.findall(r"[^_ .]+[_ .]?|[_ .]", header):
+        if lines[-1] and len(lines[-1] + piece.rstrip()) > width:
+            lines.append("")
+        lines[-1] += piece
+    return [line.rstrip() for line in lines]
+
+
 def text_table(rows: list[Row], params: list[str], metrics: list[Metric], width: int | None = None) -> str:
-    """A plain table for the terminal, best values marked with *. Headers wrap at spaces; when the rows are
-    too wide for the terminal the table is turned (one line per column, one column per row), in chunks."""
+    """A plain table for the terminal, best values marked with *, without the CIs (compare.md and the page
+    have them). Headers wrap; when the rows are still too wide for the terminal the table is turned (one
+    line per column, one column per row), in chunks."""
     width = width or shutil.get_terminal_size((120, 40)).columns
-    head = [h.replace(".", ". ").split() or [""] for h in headers(params, metrics)]
-    body = cells(rows, params, metrics, bold=lambda s: f"*{s}")
+    head = [wrap(h) for h in headers(params, metrics)]
+    body = cells(rows, params, metrics, bold=lambda s: f"*{s}", intervals=False)
 
     def render(head_lines: list[list[str]], body: list[list[str]]) -> list[str]:
         widths = [max([len(w) for w in h] + [len(r[i]) for r in body]) for i, h in enumerate(head_lines)]
@@ -150,7 +170,7 @@ def text_table(rows: list[Row], params: list[str], metrics: list[Metric], width:
     lines = render(head, body)
     if max(map(len, lines)) <= width:
         return "\n".join(lines)
-    names = [" ".join(h) for h in head[1:]]
+    names = headers(params, metrics)[1:]
     label_width = max(map(len, names))
     chunks, chunk, used = [], [], label_width
     for i, row in enumerate(rows):
