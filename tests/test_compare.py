@@ -30,12 +30,15 @@ def no_files(rev, path):
     return None
 
 
+WORD = {"finetuned": "المضبوط", "base": "الأساسي"}
+
+
 def replies_of(row, repo):
     """Each row's replies as the evaluate stage writes them, with a reply that names the row."""
     history = [{"role": "user", "content": "كيف أقضي يومًا في الرياض؟"}]
     return pd.DataFrame([{"turn": t, "conversation_id": "c1", "topic": "السفر", "turn_in_conversation": 1,
                           "history": history, "reference": "ابدأ بالمتحف الوطني.", "model": "toy",
-                          "kind": kind, "reply": f"{kind} {row.name} {t}"} for t in range(6)
+                          "kind": kind, "reply": f"ردّ النموذج {WORD[kind]} في {row.name}، الدور {t}"} for t in range(6)
                          for kind in ("base", "finetuned")])
 
 
@@ -118,7 +121,7 @@ def test_samples_show_each_rows_finetuned_reply_to_the_same_turns(exp_show):
     rows, _ = select_rows(parse_exp_show(exp_show)[0], None, [], everything=False, limit=12)
     samples = collect(rows, count=3, reader=replies_of)
     assert [t["turn"] for t in samples.turns] == [0, 1, 2] and samples.model == "toy"
-    assert samples.turns[1]["replies"]["deeper (on main)"] == "finetuned deeper 1"
+    assert samples.turns[1]["replies"]["deeper (on main)"] == "ردّ النموذج المضبوط في deeper، الدور 1"
 
     def fails_for_main(row, repo):
         if row.name == "main":
@@ -134,8 +137,8 @@ def test_the_page_is_self_contained_and_arabic_runs_right_to_left(exp_show, tmp_
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "<script" not in page
     assert page.count('src="data:image/png;base64,') == 1
-    assert page.count('<section class="turn" lang="ar" dir="rtl">') == 4 and "finetuned both 3" in page
-    assert "base both" not in page  # the fine-tuned model's replies only
+    assert page.count('<section class="turn" lang="ar" dir="rtl">') == 4 and "ردّ النموذج المضبوط في both، الدور 3" in page
+    assert "الأساسي" not in page  # the fine-tuned model's replies only
     assert {p.name for p in tmp_path.iterdir()} == {"index.html", "compare.md", "compare.csv", "charts.png"}
     assert done.params == ["train.lr", "train.layers"]
 

@@ -31,7 +31,8 @@ for turn in range(3):
     history = [{"role": "user", "content": f"ما رأيك في الرحلة رقم {turn + 1} إلى جدة؟"}]
     rows.append({"turn": turn, "conversation_id": f"c{turn}", "topic": "السفر", "turn_in_conversation": 1,
                  "history": history, "reference": "رحلة جميلة، أنصحك بزيارة البلد القديم.", "model": "toy",
-                 "kind": "finetuned", "reply": f"جواب {turn} بطبقات {p['layers']} ومعدل {p['lr']}"})
+                 "kind": "finetuned",
+                 "reply": f"زُر البلد القديم في جدة صباحًا. (الدور {turn + 1}، الطبقات {p['layers']}، المعدل {p['lr']})"})
 os.makedirs("data/eval", exist_ok=True)
 pd.DataFrame(rows).to_parquet("data/eval/replies.parquet")
 '''
@@ -116,7 +117,7 @@ def test_three_queued_experiments_give_two_param_columns_one_row_each_and_typed_
 
     page = (project / "reports/compare/index.html").read_text(encoding="utf-8")
     for layers, lr in ((2, 0.01), (4, 0.01), (2, 0.02), (3, 0.005)):  # each row's replies, read through DVC
-        assert f"جواب 0 بطبقات {layers} ومعدل {lr}" in page
+        assert f"(الدور 1، الطبقات {layers}، المعدل {lr})" in page
     lines = {line.split(" |")[0][2:]: line for line in
              (project / "reports/compare/compare.md").read_text(encoding="utf-8").splitlines() if line.startswith("| ")}
     assert "**89.33**" in lines["lr-high (on main)"]  # lowest perplexity: 100 / 1.2 + 3 * 2
@@ -139,3 +140,19 @@ def test_saved_exp_show_fixture_matches_what_dvc_writes(project, root):
     assert [sorted(c) for c in saved] == [sorted(c) for c in live]  # same shape: keys of each entry
     assert sorted(e["name"] for c in live for g in c.get("experiments") or [] for e in g["revs"]) == \
         sorted(e["name"] for c in saved for g in c.get("experiments") or [] for e in g["revs"])
+
+
+def test_experiments_on_an_older_commit_are_pointed_out_and_shown_on_request(project):
+    """The issue's story: after a new commit, HEAD has no experiments; the run says where they are."""
+    (project / "NOTES.md").write_text("release\n")
+    sh(project, "git", "add", "NOTES.md")
+    sh(project, "git", "commit", "-qm", "release")
+    output = sh(project, "hiwar", "compare", "--out", "reports/after", "--samples", "0")
+    assert "3 experiments on other commits (both, deeper, lr-high): name them, or --all-experiments" in output
+    sh(project, "hiwar", "compare", "--out", "reports/all", "--all-experiments", "--samples", "0")
+    with open(project / "reports/all/compare.csv", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["experiment"], r["kind"]) for r in table][0] == ("main", "commit")  # the new HEAD
+    assert sorted((r["experiment"], r["baseline"]) for r in table if r["kind"] == "experiment") == \
+        [("both", table[1]["experiment"]), ("deeper", table[1]["experiment"]), ("lr-high", table[1]["experiment"])]
+    assert table[1]["kind"] == "commit" and len(table) == 5  # the commit they were run on
