@@ -17,11 +17,11 @@ COLORS = {"workspace": "#7f7f7f", "commit": "#4c72b0", "experiment": "#dd8452"}
 
 
 def figure_size(rows: int, metrics: int) -> tuple[float, float]:
-    """Inches at DPI: width capped at MAX_WIDTH_PX; each line of panels 0.32 in per row plus room for titles."""
+    """Inches at DPI: width capped at MAX_WIDTH_PX; each line of panels 0.2 in per row plus room for titles and ticks."""
     columns = min(COLUMNS, metrics)
     width = min(MAX_WIDTH_PX / DPI, 1.8 + 3.4 * columns)
     lines = math.ceil(metrics / columns)
-    return width, 0.4 + lines * (1.2 + 0.24 * rows)
+    return width, 0.4 + lines * (1.0 + 0.2 * rows)
 
 
 def small_multiples(rows: list[Row], metrics: list[Metric]) -> bytes:
