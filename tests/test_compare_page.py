@@ -47,12 +47,14 @@ def requests(driver) -> list[str]:
 
 def test_the_page_opens_from_a_file_with_no_errors_no_network_and_arabic_right_to_left(browser, tmp_path, root):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     exp_show = json.loads((root / "tests/fixtures/exp_show.json").read_text(encoding="utf-8"))
     write_comparison(exp_show, tmp_path / "out", PATTERNS, reader=replies_of, read_file=no_files)
     page = tmp_path / "out/index.html"
     requests(browser)  # drain what the browser itself loaded before the page (its new-tab page)
     browser.get(page.as_uri())
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     assert browser.title == "hiwar: experiments compared"
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
