@@ -37,7 +37,7 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
     """The first `count` test turns (by turn number) of the first row that has replies, and every row's
     fine-tuned reply to them; `model` picks the fine-tuned model (default: the first by name)."""
     samples, tables, unreadable = Samples(), {}, {}
-    for row in rows:
+    for row in rows if count > 0 else []:
         try:
             table = reader(row, repo)
         except Exception as exc:  # not in this revision, not in the local cache, unreadable: say so, go on
@@ -52,7 +52,7 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
         samples.missing.append(f"{REPLIES} not readable ({reason}) for {', '.join(labels)}: not in this "
                                "revision, or its data not in the local DVC cache (`dvc pull`; for an "
                                "experiment `dvc exp pull <remote> <name>`)")
-    if not tables or count <= 0:
+    if not tables:
         return samples
     models = sorted({m for t in tables.values() for m in t["model"]})
     samples.model = model if model in models else (models[0] if models else None)
