@@ -156,3 +156,6 @@ def test_experiments_on_an_older_commit_are_pointed_out_and_shown_on_request(pro
     assert sorted((r["experiment"], r["baseline"]) for r in table if r["kind"] == "experiment") == \
         [("both", table[1]["experiment"]), ("deeper", table[1]["experiment"]), ("lr-high", table[1]["experiment"])]
     assert table[1]["kind"] == "commit" and len(table) == 5  # the commit they were run on
+    sh(project, "hiwar", "compare", "--out", "reports/named", "--samples", "0", "HEAD~1")
+    with open(project / "reports/named/compare.csv", encoding="utf-8") as handle:
+        assert [r["experiment"] for r in csv.DictReader(handle)] == ["main", table[1]["experiment"]]

@@ -323,14 +323,15 @@ def compare(names, out, all_commits, all_experiments, max_rows, metrics, samples
     from pathlib import Path
 
     from hiwar.compare import KEY_METRICS, dvc_exp_show, write_comparison
-    from hiwar.compare.rows import git_commit, other_experiments
+    from hiwar.compare.rows import git_commit, other_experiments, resolve_names
     from hiwar.compare.table import direction_note, metrics_of
 
     if json_file:
         exp_show = json.loads(Path(json_file).read_text(encoding="utf-8"))
     else:
         exp_show = dvc_exp_show(list(names), all_commits, all_experiments)
-    done = write_comparison(exp_show, Path(out), list(metrics) or KEY_METRICS, wanted=list(names),
+    wanted = list(names) if json_file else resolve_names(list(names))
+    done = write_comparison(exp_show, Path(out), list(metrics) or KEY_METRICS, wanted=wanted,
                             everything=all_commits or all_experiments, max_rows=max_rows,
                             head=None if json_file else git_commit("HEAD"), samples=samples, model=model)
     click.echo(done.text)

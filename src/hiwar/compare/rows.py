@@ -129,6 +129,13 @@ def git_commit(rev: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def resolve_names(names: list[str]) -> list[str]:
+    """Experiment names stay; anything git resolves (branch, tag, HEAD~1, short hash) becomes its full
+    hash, which is how the rows of `dvc exp show` can be matched; the rest is left for the error message."""
+    refs = experiment_refs()
+    return [name if name in refs else (git_commit(name) or name) for name in names]
+
+
 def dvc_exp_show(wanted: list[str], all_commits: bool, all_experiments: bool) -> list[dict]:
     """`dvc exp show --json` for HEAD plus the commits that `wanted` names or that hold the named
     experiments (or every commit with experiments, or every commit)."""
