@@ -335,7 +335,8 @@ def compare(names, out, all_commits, all_experiments, max_rows, metrics, samples
                             everything=all_commits or all_experiments, max_rows=max_rows,
                             head=None if json_file else git_commit("HEAD"), samples=samples, model=model)
     click.echo(done.text)
-    click.echo("\n" + direction_note(metrics_of(done.rows, list(metrics) or KEY_METRICS), best="marked *").replace("Brackets: 95% CI.", "CIs: in compare.md and the page."))
+    note = direction_note(metrics_of(done.rows, list(metrics) or KEY_METRICS), best="marked *")
+    click.echo("\n" + note.replace("Brackets: 95% CI.", "CIs: in compare.md and the page."))
     for note in done.notes:
         click.echo(f"note: {note}")
     others = [] if json_file or all_commits or all_experiments else other_experiments(done.rows)

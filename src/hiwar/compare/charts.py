@@ -17,7 +17,8 @@ COLORS = {"workspace": "#7f7f7f", "commit": "#4c72b0", "experiment": "#dd8452"}
 
 
 def figure_size(rows: int, metrics: int) -> tuple[float, float]:
-    """Inches at DPI: width capped at MAX_WIDTH_PX; each line of panels 0.2 in per row plus room for titles and ticks."""
+    """Inches at DPI: width capped at MAX_WIDTH_PX; each line of panels 0.2 in per row plus room for titles
+    and ticks."""
     columns = min(COLUMNS, metrics)
     width = min(MAX_WIDTH_PX / DPI, 1.8 + 3.4 * columns)
     lines = math.ceil(metrics / columns)

@@ -93,8 +93,8 @@ def quality_table(rows: list[Row]) -> dict | None:
     having = [r for r in rows if any(k.startswith(QUALITY + ":") for k in r.metrics)]
     if not having:
         return None
-    keys = list(dict.fromkeys(k for r in having for k, v in r.metrics.items()
-                              if k.startswith(QUALITY + ":") and isinstance(v, (int, float)) and not isinstance(v, bool)))
+    keys = list(dict.fromkeys(k for r in having for k, v in r.metrics.items() if k.startswith(QUALITY + ":")
+                              and isinstance(v, (int, float)) and not isinstance(v, bool)))
     return {"labels": [r.label for r in having],
             "lines": [(k.partition(":")[2], [metric_text(r.metrics.get(k)) for r in having]) for k in keys]}
 

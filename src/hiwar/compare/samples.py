@@ -19,7 +19,8 @@ COLUMNS = ["turn", "history", "reference", "model", "kind", "reply"]
 @dataclass
 class Samples:
     model: str | None = None
-    turns: list[dict] = field(default_factory=list)  # {"turn", "topic", "history", "reference", "replies": {label: text}}
+    # {"turn", "topic", "history", "reference", "replies": {row label: reply or None}}
+    turns: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # "row: why its replies are not shown"
 
 
