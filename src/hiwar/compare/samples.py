@@ -38,7 +38,9 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
     """The first `count` test turns (by turn number) of the first row that has replies, and every row's
     fine-tuned reply to them; `model` picks the fine-tuned model (default: the first by name)."""
     samples, tables, unreadable = Samples(), {}, {}
-    for row in rows if count > 0 else []:
+    from tqdm import tqdm
+
+    for row in tqdm(rows if count > 0 else [], desc="replies per row", leave=False, disable=len(rows) < 4):
         try:
             table = reader(row, repo)
         except Exception as exc:  # not in this revision, not in the local cache, unreadable: say so, go on
