@@ -272,12 +272,11 @@ def _low_kappa_note(pairs: dict, distribution: dict) -> str | None:
            if (p.get("cohen_kappa_quadratic", p.get("cohen_kappa")) or 0) < LOW_KAPPA and (p["gwet_ac1"] or 0) >= LOW_KAPPA]
     if not low:
         return None
-    total = sum(distribution.values())
-    top = sorted(distribution.items(), key=lambda kv: -kv[1])[:2]
-    share = sum(n for _, n in top) / total if total else 0
-    return (f"kappa below {LOW_KAPPA} for {', '.join(low)} while AC1 is not: {share:.0%} of all answers are "
-            f"{' or '.join(k for k, _ in top)}, so chance agreement is high and kappa low even where raters "
-            "agree (the prevalence paradox); read AC1 and the distribution beside it")
+    total = sum(distribution.values()) or 1
+    (first, n1), (second, n2) = sorted(distribution.items(), key=lambda kv: -kv[1])[:2]
+    return (f"kappa below {LOW_KAPPA} for {', '.join(low)} while AC1 is not: {n1 / total:.0%} of all answers "
+            f"are {first} ({(n1 + n2) / total:.0%} are {first} or {second}), so chance agreement is high and "
+            "kappa low even where raters agree (the prevalence paradox); read AC1 and the distribution beside it")
 
 
 def _model_scores(long: pd.DataFrame, key: pd.DataFrame, rounds: int, seed: int) -> dict:
