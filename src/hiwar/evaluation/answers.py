@@ -46,11 +46,13 @@ def rater_sequence(items: list[str], rater: str, seed: int, repeat_share: float,
     order = [items[i] for i in rng.permutation(len(items))]
     swapped = {item: bool(rng.random() < 0.5) if mode == "pairwise" else False for item in order}
     sequence = [(item, 0, swapped[item]) for item in order]
-    repeats = int(round(repeat_share * len(items)))
-    for item in rng.choice(order, size=repeats, replace=False) if repeats else []:
+    # at least two other items between the two showings, so the rater does not see one twice in a row:
+    # repeats are drawn from items with three or more after them
+    candidates = order[:max(len(order) - 3, 0)]
+    repeats = min(int(round(repeat_share * len(items))), len(candidates))
+    for item in rng.choice(candidates, size=repeats, replace=False) if repeats else []:
         first = next(i for i, (name, _, _) in enumerate(sequence) if name == item)
-        # at least two other items between the two showings, so the rater does not see it twice in a row
-        at = int(rng.integers(min(first + 3, len(sequence)), len(sequence) + 1))
+        at = int(rng.integers(first + 3, len(sequence) + 1))
         sequence.insert(at, (str(item), 1, not swapped[item] if mode == "pairwise" else False))
     return sequence
 
