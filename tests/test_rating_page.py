@@ -134,3 +134,32 @@ def test_rater_names_must_be_plain(tmp_path, name):
 
     with pytest.raises(HiwarError, match="letters, digits"):
         AnswerStore(tmp_path / "a.sqlite").add_rater(name, ["R0001"], 0, 0.0, "likert")
+
+
+def test_commands_and_stage_say_what_is_wrong_in_one_line(tmp_path):
+    import socket
+
+    from rating_project import hiwar, make_project, run_stage
+
+    project = make_project(tmp_path / "p", sample=2, mode="pairwise")
+    result = hiwar(project, "rate", "serve", "--rater", "huda", "--port", "0")
+    assert result.returncode == 2 and result.stderr.strip() == \
+        "error: ratings/items.jsonl: not found (run `hiwar rate export` first)"
+    assert hiwar(project, "rate", "export").returncode == 0
+    first = (project / "ratings/items.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert '"reply_a"' in first and "P0001" in first
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = hiwar(project, "rate", "serve", "--rater", "huda", "--port", str(busy.getsockname()[1]))
+    assert result.returncode == 2 and "cannot listen on 127.0.0.1:" in result.stderr
+    # page answers for an item the key does not know (a database kept from another export)
+    store = AnswerStore(project / "ratings/answers.sqlite")
+    store.add_rater("huda", ["P9999"], 0, 0.0, "pairwise")
+    store.save("huda", 1, "fluency", "A", 1.0)
+    store.close()
+    result = run_stage(project)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: ratings/answers.sqlite: item P9999 is not in ratings/key.csv "
+                                     "(answers from another export?)")
+    assert not (project / "metrics/rating.json").exists()  # nothing half-written

@@ -313,8 +313,12 @@ def rate_serve(raters, host, port, out_dir):
     store = AnswerStore(ratings / "answers.sqlite")
     tokens = {name: store.add_rater(name, items, params.seed, params.repeat_share, params.mode) for name in raters}
     store.close()
-    server = make_server(host or params.host, params.port if port is None else port,
-                         create_app(ratings, params), threaded=True)
+    host, port = host or params.host, params.port if port is None else port
+    try:
+        server = make_server(host, port, create_app(ratings, params), threaded=True)
+    except (OSError, SystemExit):  # werkzeug exits by itself when the port is taken
+        raise HiwarError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
+                         "pass --port (0 picks a free one) or --host") from None
     shown_host = server.host if ":" not in server.host else f"[{server.host}]"
     click.echo(f"rating page for {len(items)} items ({params.mode}); answers in {ratings / 'answers.sqlite'}")
     for name, token in tokens.items():

@@ -29,7 +29,10 @@ def read_items(path: Path, mode: str) -> dict[str, dict]:
         raise HiwarError(f"{path}: not found (run `hiwar rate export` first)")
     items = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        item = json.loads(line)
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HiwarError(f"{path}: line {number}: not valid JSON ({exc.msg}); export again") from None
         needed = ("reply_a", "reply_b") if mode == "pairwise" else ("reply",)
         if any(k not in item for k in ("item", "history", *needed)):
             raise HiwarError(f"{path}: line {number}: expected item, history and {' and '.join(needed)} "
