@@ -153,11 +153,14 @@ def test_commands_and_stage_say_what_is_wrong_in_one_line(tmp_path):
         busy.listen()
         result = hiwar(project, "rate", "serve", "--rater", "huda", "--port", str(busy.getsockname()[1]))
     assert result.returncode == 2 and "cannot listen on 127.0.0.1:" in result.stderr
+    assert not (project / "ratings/answers.sqlite").exists()  # no rater was added by a server that never ran
     # page answers for an item the key does not know (a database kept from another export)
     store = AnswerStore(project / "ratings/answers.sqlite")
     store.add_rater("huda", ["P9999"], 0, 0.0, "pairwise")
     store.save("huda", 1, "fluency", "A", 1.0)
     store.close()
+    result = hiwar(project, "rate", "serve", "--rater", "omar", "--port", "0")
+    assert result.returncode == 2 and "answers.sqlite: holds answers for item P9999" in result.stderr
     result = run_stage(project)
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: ratings/answers.sqlite: item P9999 is not in ratings/key.csv "

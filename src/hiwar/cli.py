@@ -310,15 +310,19 @@ def rate_serve(raters, host, port, out_dir):
     params = load_section("rating")
     ratings = Path(out_dir)
     items = sorted(read_items(ratings / "items.jsonl", params.mode))
-    store = AnswerStore(ratings / "answers.sqlite")
-    tokens = {name: store.add_rater(name, items, params.seed, params.repeat_share, params.mode) for name in raters}
-    store.close()
     host, port = host or params.host, params.port if port is None else port
     try:
         server = make_server(host, port, create_app(ratings, params), threaded=True)
     except (OSError, SystemExit):  # werkzeug exits by itself when the port is taken
         raise HiwarError(f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
                          "pass --port (0 picks a free one) or --host") from None
+    store = AnswerStore(ratings / "answers.sqlite")  # raters are added only once the page can be served
+    tokens = {name: store.add_rater(name, items, params.seed, params.repeat_share, params.mode) for name in raters}
+    stale = store.unknown_items(set(items))
+    store.close()
+    if stale:
+        raise HiwarError(f"{ratings / 'answers.sqlite'}: holds answers for item {stale[0]}, which is not in "
+                         f"{ratings / 'items.jsonl'} (exported again?); move the old database aside")
     shown_host = server.host if ":" not in server.host else f"[{server.host}]"
     click.echo(f"rating page for {len(items)} items ({params.mode}); answers in {ratings / 'answers.sqlite'}")
     for name, token in tokens.items():

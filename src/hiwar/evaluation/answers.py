@@ -88,6 +88,10 @@ class AnswerStore:
                                  in enumerate(rater_sequence(items, name, seed, repeat_share, mode))])
         return token
 
+    def unknown_items(self, known: set[str]) -> list[str]:
+        """Items in raters' orders that `known` lacks (the database was kept from another export)."""
+        return sorted({r[0] for r in self.db.execute("SELECT DISTINCT item FROM positions")} - known)
+
     def rater(self, token: str) -> str | None:
         row = self.db.execute("SELECT name FROM raters WHERE token = ?", (token,)).fetchone()
         return row[0] if row else None
