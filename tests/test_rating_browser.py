@@ -83,7 +83,7 @@ class Traffic:
         return [w for w in MODEL_WORDS for t in self.texts if w.lower() in t.lower()]
 
 
-def wait_for(driver, condition, timeout=20):
+def wait_for(driver, condition, timeout=60):  # generous: CI machines are shared
     return WebDriverWait(driver, timeout).until(lambda d: condition(d))
 
 

@@ -254,8 +254,9 @@ def rate_export(out_dir):
             frame.to_csv(tmp, index=False)
     # The same items for the rating page (`hiwar rate serve`), blinded like the sheet.
     write_jsonl(Path(out_dir) / "items.jsonl", page_items(replies, key))
-    click.echo(f"{out_dir}/sheet.csv: {len(sheet)} replies to rate on {', '.join(params.criteria)} "
-               f"(1-{params.scale}); the key is in {out_dir}/key.csv")
+    what, answers = ("pairs of replies", "A, B or tie") if params.mode == "pairwise" else ("replies", f"1-{params.scale}")
+    click.echo(f"{out_dir}/sheet.csv: {len(sheet)} {what} to rate on {', '.join(params.criteria)} ({answers}), "
+               f"{out_dir}/items.jsonl for `hiwar rate serve`; the key is in {out_dir}/key.csv")
 
 
 @rate.command("import")
