@@ -159,9 +159,12 @@ def test_rate_kill_resume_and_stage_matches_sheets(tmp_path):
                 # shown literally: the text is the markup itself, no element was made from it, nothing ran
                 assert driver.find_elements(By.CSS_SELECTOR, ".replies b, .replies script") == []
                 assert driver.title != "pwned"
+            before = driver.find_element(By.ID, "answered").text
             for criterion, score in zip(CRITERIA, omar_scores(reply)):
                 driver.find_element(By.CSS_SELECTOR, f"input[name={criterion}][value='{score}']").click()
+            # all three stored (the count of finished items moves only with the last one)
             wait_for(driver, lambda d: d.find_element(By.ID, "status").text == "حُفظ"
+                     and d.find_element(By.ID, "answered").text != before
                      and len(d.find_elements(By.CSS_SELECTOR, "input:checked")) == 3)
             traffic.drain()
             omar.setdefault(reply, []).append(omar_scores(reply))
@@ -174,7 +177,8 @@ def test_rate_kill_resume_and_stage_matches_sheets(tmp_path):
         server.wait()
 
     assert {HOSTILE, FORMULA, MIXED} <= set(huda)  # the hostile replies were on the pages rated
-    assert traffic.bodies > 3 * total and traffic.missed < traffic.bodies / 10 and traffic.leaks() == []  # blinding: nothing the browser saw names a model
+    assert traffic.bodies > 3 * total and traffic.missed < traffic.bodies / 10, (traffic.bodies, traffic.missed)
+    assert traffic.leaks() == []  # blinding: nothing the browser saw names a model
     assert run_stage(project).returncode == 0
     from_page = (project / "metrics/rating.json").read_text(encoding="utf-8")
     quality = json.loads((project / "metrics/rating_quality.json").read_text(encoding="utf-8"))
