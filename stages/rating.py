@@ -28,8 +28,9 @@ def main():
     key = pd.read_csv(RATINGS / "key.csv", dtype={"item": str})
     ratings, page = collect(RATINGS, key, params)
     result = agreement(ratings, key, params.criteria, params.bootstrap, params.seed, params.mode, params.scale)
+    checks = quality(ratings, page, params)  # both computed before either is written
     write_json("metrics/rating.json", result)
-    write_json("metrics/rating_quality.json", quality(ratings, page, params))
+    write_json("metrics/rating_quality.json", checks)
     print(f"rating: {len(ratings)} rater(s)" if ratings else "rating: not rated (no filled sheets or page answers)")
 
 
