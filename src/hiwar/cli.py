@@ -238,7 +238,8 @@ def rate():
 @rate.command("export")
 @click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
 def rate_export(out_dir):
-    """Write a blinded rating sheet (sheet.csv) and its key (key.csv) from the evaluate stage's replies."""
+    """Write a blinded rating sheet (sheet.csv), the same items for the rating page (items.jsonl) and their key
+    (key.csv) from the evaluate stage's replies; rating.mode chooses single replies or pairs."""
     from pathlib import Path
 
     from hiwar.io import atomic_path, read_parquet, write_jsonl
