@@ -56,14 +56,14 @@ def test_win_tie_loss_counts_shares_and_intervals():
     verdicts = pd.DataFrame({"item": ["1", "2", "3", "4", "5"],
                              "model_a": ["ft", "ft", "ft", "ft", "base"], "model_b": ["base", "base", "base", "base", "ft"],
                              "winner": ["ft", "ft", "tie", "base", "base"]})
-    pair = win_tie_loss(verdicts, rounds=200, seed=0)["ft vs base"]
-    # item 5 is the same pair seen the other way round: a loss for ft
+    pair = win_tie_loss(verdicts, rounds=200, seed=0)["base vs ft"]  # a pair is named in sorted order
+    # item 5 is the same pair seen the other way round: a win for base
     assert (pair["items"], pair["wins"], pair["ties"], pair["losses"]) == (5, 2, 1, 2)
-    assert (pair["wins_share"], pair["ties_share"], pair["losses_share"]) == (0.4, 0.2, 0.4)
-    low, high = pair["wins_share_ci95"]
+    assert (pair["win_share"], pair["tie_share"], pair["loss_share"]) == (0.4, 0.2, 0.4)
+    low, high = pair["win_share_ci95"]
     assert 0 <= low < 0.4 < high <= 1
-    all_wins = win_tie_loss(verdicts.assign(winner=verdicts["model_a"]).head(4), rounds=50, seed=0)["ft vs base"]
-    assert all_wins["wins_share_ci95"] == [1.0, 1.0]
+    all_ft = win_tie_loss(verdicts.assign(winner=verdicts["model_a"]).head(4), rounds=50, seed=0)["base vs ft"]
+    assert all_ft["loss_share_ci95"] == [1.0, 1.0]
 
 
 def test_a_winner_that_is_not_in_the_pair_is_an_error():

@@ -1,7 +1,10 @@
-"""Win / tie / loss between pairs of models, from pairwise verdicts (an LLM judge's or people's).
+"""Win/tie/loss summary of pairwise verdicts, shared by human raters (pairwise mode of the rating page and
+sheets) and the LLM judge.
 
-Shared by the judge (hiwar.judge.pairwise) and human pairwise ratings: both hand over one row per judged
-item with the two models and the winner, and get the same summary with the same intervals.
+A verdict says which of two models' replies to the same item was better, or "tie". The summary is per
+model pair, from the first model's side (names sorted, so "a vs b" and "b vs a" are one pair). The 95%
+intervals come from a bootstrap over items, not verdicts: several raters (or both orders of a judge) on one
+item are not independent evidence.
 """
 
 from __future__ import annotations
@@ -12,37 +15,42 @@ import pandas as pd
 from hiwar.errors import HiwarError
 
 COLUMNS = ["item", "model_a", "model_b", "winner"]
+OUTCOMES = ("wins", "ties", "losses")
 
 
 def win_tie_loss(verdicts: pd.DataFrame, rounds: int, seed: int) -> dict:
-    """Per pair of models "A vs B": items, wins, ties and losses of A against B, their shares and 95%
-    percentile-bootstrap intervals of the shares (items resampled). `winner` is the winning model's name or
-    "tie". A pair met in both orientations (A, B) and (B, A) is counted once, oriented as first met."""
+    """{"first vs second": {first, second, items, verdicts, wins, ties, losses, win_share, tie_share,
+    loss_share and a [low, high] `*_share_ci95` for each}} from verdicts with columns item, model_a, model_b,
+    winner (the winning model's name, or "tie")."""
     missing = [c for c in COLUMNS if c not in verdicts.columns]
     if missing:
         raise HiwarError(f"pairwise verdicts: missing column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
-    bad = verdicts[~verdicts["winner"].eq("tie") & ~verdicts["winner"].eq(verdicts["model_a"])
-                   & ~verdicts["winner"].eq(verdicts["model_b"])]
+    frame = verdicts[COLUMNS].astype(str)
+    bad = frame[(frame["winner"] != "tie") & (frame["winner"] != frame["model_a"]) & (frame["winner"] != frame["model_b"])]
     if len(bad):
         row = bad.iloc[0]
         raise HiwarError(f"pairwise verdicts: item {row['item']}: winner {row['winner']!r} is neither "
                          f"{row['model_a']!r}, {row['model_b']!r} nor 'tie'")
-    orientation: dict[frozenset, tuple[str, str]] = {}
-    for a, b in zip(verdicts["model_a"], verdicts["model_b"]):
-        orientation.setdefault(frozenset((a, b)), (a, b))
+    first = frame[["model_a", "model_b"]].min(axis=1)
+    second = frame[["model_a", "model_b"]].max(axis=1)
+    # +1 the first model (sorted) won, 0 tie, -1 the second won
+    outcome = np.where(frame["winner"] == "tie", 0, np.where(frame["winner"] == first, 1, -1))
+    table = pd.DataFrame({"item": frame["item"], "first": first, "second": second, "outcome": outcome})
     rng = np.random.default_rng(seed)
     summary = {}
-    for pair, (a, b) in orientation.items():
-        rows = verdicts[[frozenset((x, y)) == pair for x, y in zip(verdicts["model_a"], verdicts["model_b"])]]
-        # +1 a wins, 0 tie, -1 b wins
-        outcome = np.where(rows["winner"].eq(a), 1, np.where(rows["winner"].eq(b), -1, 0))
-        n = len(outcome)
-        draws = outcome[rng.integers(0, n, size=(rounds, n))]
-        entry = {"model_a": a, "model_b": b, "items": int(n)}
-        for name, value in (("wins", 1), ("ties", 0), ("losses", -1)):
-            entry[name] = int((outcome == value).sum())
-            entry[f"{name}_share"] = round(float((outcome == value).mean()), 4)
-            entry[f"{name}_share_ci95"] = [round(float(q), 4) for q in np.quantile((draws == value).mean(axis=1),
-                                                                                   [0.025, 0.975])]
+    for (a, b), group in table.groupby(["first", "second"], sort=True):
+        # per item: how many verdicts of each outcome, so resampling items keeps an item's verdicts together
+        counts = np.stack([group.groupby("item")["outcome"].apply(lambda s, v=v: int((s == v).sum()))
+                           for v in (1, 0, -1)], axis=1)
+        totals = counts.sum(axis=0)
+        picks = rng.integers(0, len(counts), size=(rounds, len(counts)))
+        sampled = counts[picks].sum(axis=1)  # rounds x 3
+        shares = sampled / sampled.sum(axis=1, keepdims=True)
+        entry = {"first": a, "second": b, "items": int(len(counts)), "verdicts": int(totals.sum())}
+        for i, name in enumerate(OUTCOMES):
+            entry[name] = int(totals[i])
+        for i, name in enumerate(("win", "tie", "loss")):
+            entry[f"{name}_share"] = round(float(totals[i] / totals.sum()), 4)
+            entry[f"{name}_share_ci95"] = [round(float(q), 4) for q in np.quantile(shares[:, i], [0.025, 0.975])]
         summary[f"{a} vs {b}"] = entry
     return summary

@@ -74,10 +74,10 @@ def judge_section(judge: dict, compare: dict) -> list[str]:
         lines += [f"Pairwise, each item judged in both orders ({pairwise['judged']} of {pairwise['items']} items; "
                   f"position bias: the verdict flips with the order on "
                   f"{'-' if bias is None else f'{bias:.1%}'} of items, and such items count as ties).", "",
-                  "| pair | wins | ties | losses | win share [95% CI] |", "| --- | --- | --- | --- | --- |"]
+                  "| pair (first vs second) | first wins | ties | second wins | first's win share [95% CI] |", "| --- | --- | --- | --- | --- |"]
         for name, p in pairwise["pairs"].items():
-            lines.append(f"| {name} | {p['wins']} | {p['ties']} | {p['losses']} | {p['wins_share']:.2f} "
-                         f"{_ci(p['wins_share_ci95'])} |")
+            lines.append(f"| {name} | {p['wins']} | {p['ties']} | {p['losses']} | {p['win_share']:.2f} "
+                         f"{_ci(p['win_share_ci95'])} |")
         lines.append("")
     else:
         lines += [f"Pairwise: {pairwise}.", ""]
