@@ -235,7 +235,7 @@ def test_the_flawed_judge_is_measured_retried_counted_and_cached(judge_server, p
     ok = verdicts[verdicts["status"].eq("judged")]
     assert ok.loc[ok["flipped"], "first_position_won_both"].all()  # flips are the first-position preference
     assert (ok.loc[ok["flipped"], "winner"] == "tie").all()  # and count as ties, never as wins
-    assert set(pairwise["pairs"]) == {"tiny_finetuned vs tiny_base", "tiny_finetuned vs qwen_baseline"}
+    assert set(pairwise["pairs"]) == {"tiny_base vs tiny_finetuned", "qwen_baseline vs tiny_finetuned"}  # sorted names
     assert "verdict" in compared["agreement"] and compared["rating_items"]["items"] == 12
     from hiwar.evaluation.report import judge_section
 
