@@ -240,7 +240,7 @@ def test_the_flawed_judge_is_measured_retried_counted_and_cached(judge_server, p
     from hiwar.evaluation.report import judge_section
 
     report = "\n".join(judge_section(metrics, compared))
-    assert f"{pairwise['position_bias_rate']:.1%}" in report and "tiny_finetuned vs qwen_baseline" in report
+    assert f"{pairwise['position_bias_rate']:.1%}" in report and "qwen_baseline vs tiny_finetuned" in report
     print(f"position bias {pairwise['position_bias_rate']} {pairwise['position_bias_rate_ci95']} (scripted "
           f"{FIRST_SHARE}, {n} items); malformed answers {metrics['malformed_answers']}; failed {metrics['failed']}"
           f"; rejected {len(rejected)}\n{report}")
