@@ -1,0 +1,171 @@
+"""The quality stage's work on in-memory tables: `assess` returns the metrics (small, stable keys), the
+per-topic/country/generator rows for `dvc plots`, the coverage cells, and train with contaminated
+conversations removed (when asked) plus the removed ones with their reason codes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from hiwar.params import QualityParams
+from hiwar.quality import contamination, coverage, diversity, fidelity
+from hiwar.quality.ngrams import Vocabulary, conversation_text, ngram_hashes, words
+
+GROUPS = ("topic", "country", "generator")
+REMOVED_COLUMNS = ["conversation_id", "topic", "country", "reasons", "messages"]
+
+
+@dataclass
+class Assessment:
+    metrics: dict
+    per_group: dict[str, list[dict]]  # "topic" -> one row per topic, ...
+    cells: pd.DataFrame
+    train: pd.DataFrame  # train after decontamination (unchanged when it is off)
+    removed: pd.DataFrame  # REMOVED_COLUMNS, one row per conversation taken out of train
+    seconds: dict = field(default_factory=dict)  # per part, for logs/runs (never in metrics)
+
+
+def embedding_sample(topics: pd.Series, size: int, seed: int) -> np.ndarray:
+    """Row positions of a seeded sample of about `size` conversations, the same number from each topic."""
+    rng = np.random.default_rng(seed)
+    per_topic = max(2, -(-size // max(1, topics.nunique())))
+    chosen = [rng.choice(rows, size=min(per_topic, len(rows)), replace=False)
+              for _, rows in sorted(pd.Series(np.arange(len(topics)), index=topics.to_numpy()).groupby(level=0))]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
+def _mean(values) -> float | None:
+    values = np.asarray(values, dtype=float)
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.DataFrame], topics: pd.DataFrame,
+           forms: dict[str, list[str]], params: QualityParams, embed: Callable[[list[str]], np.ndarray],
+           eval_texts: dict[str, list[str]] | None = None) -> Assessment:
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(part: str):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[part] = round(now - clock, 3)
+        clock = now
+
+    kept = kept.reset_index(drop=True)
+    vocab = Vocabulary()
+    texts = [conversation_text(m) for m in kept["messages"]]
+    tokens = [words(t) for t in tqdm(texts, desc="quality: words", unit="conv", dynamic_ncols=True)]
+    ids = [vocab.encode(t) for t in tokens]
+    grams = {n: [ngram_hashes(i, n) for i in ids] for n in (1, 2, 3)}
+    joined = [" ".join(t) for t in tokens]
+    shared = diversity.shared_openings(diversity.opening_keys(kept["messages"]))
+    lap("words_and_ngrams")
+
+    # Embeddings: a seeded sample spread over topics, plus every topic's description.
+    sample = embedding_sample(kept["topic"], params.embed_sample, params.seed)
+    vectors = embed([texts[i][: params.embed_chars] for i in sample]) if len(sample) else np.zeros((0, 1))
+    topic_ids = list(topics["topic_id"])
+    topic_vectors = embed([fidelity.topic_text(r.name_ar, r.description_ar) for r in topics.itertuples()])
+    position = {t: i for i, t in enumerate(topic_ids)}
+    own = np.array([position[t] for t in kept["topic"].iloc[sample]], dtype=int)
+    ranks = np.full(len(kept), -1)
+    ranks[sample] = fidelity.topic_ranks(vectors, topic_vectors, own) if len(sample) else []
+    vector_of = {int(row): vectors[k] for k, row in enumerate(sample)}
+    lap("embeddings")
+
+    matcher = fidelity.CountryMatcher(forms)
+    named = np.array([matcher.mentions(t, c) for t, c in zip(texts, kept["country"])], dtype=bool)
+    lap("country_mentions")
+
+    def figures(rows: np.ndarray, bleu_sample: int) -> dict:
+        embedded = [r for r in rows if r in vector_of]
+        ranked = ranks[rows][ranks[rows] >= 0]
+        return {
+            "conversations": int(len(rows)),
+            **{f"distinct_{n}": diversity.distinct_n([grams[n][r] for r in rows]) for n in (1, 2, 3)},
+            "self_bleu": diversity.self_bleu([joined[r] for r in rows], bleu_sample, params.seed),
+            "embedding_dispersion": diversity.dispersion(np.array([vector_of[r] for r in embedded])),
+            "shared_opening_share": _mean(shared[rows]),
+            "embedded": len(embedded),
+            "topic_top1": _mean(ranked == 0),
+            "topic_top5": _mean(ranked < 5),
+            "country_mention": _mean(named[rows]),
+        }
+
+    per_group = {}
+    for column in GROUPS:
+        groups = kept.groupby(column).indices
+        per_group[column] = [{column: str(key), **figures(np.asarray(rows), params.self_bleu_group_sample)}
+                             for key, rows in tqdm(sorted(groups.items()), desc=f"quality: per {column}",
+                                                   unit=column, dynamic_ncols=True)]
+    overall = figures(np.arange(len(kept)), params.self_bleu_sample)
+    lap("diversity_and_fidelity")
+
+    cells = coverage.cell_counts(kept, rejected)
+    lap("coverage")
+
+    train = splits["train"].reset_index(drop=True)
+    train_ids = [vocab.encode(words(conversation_text(m))) for m in train["messages"]]
+    references = {"test": [conversation_text(m) for m in splits["test"]["messages"]], **(eval_texts or {})}
+    contaminated, reasons = {}, [[] for _ in range(len(train))]
+    for name, ref_texts in references.items():
+        index = contamination.NgramIndex(ref_texts, params.ngrams, vocab)
+        counts, flags = contamination.overlap(index, train_ids, params.ngrams)
+        contaminated[name] = {"texts": len(ref_texts), **counts}
+        for row in np.flatnonzero(flags[params.ngrams[-1]]):
+            reasons[row].append("contaminated_test" if name == "test" else f"contaminated_eval:{name}")
+    drop = np.array([bool(r) for r in reasons], dtype=bool) if params.decontaminate else np.zeros(len(train), bool)
+    removed = train[drop].assign(reasons=[r for r, d in zip(reasons, drop) if d])[REMOVED_COLUMNS]
+    lap("contamination")
+
+    overall.pop("conversations")
+    embedded = overall.pop("embedded")
+    metrics = {
+        "conversations": int(len(kept)),
+        "diversity": {k: overall[k] for k in ("distinct_1", "distinct_2", "distinct_3", "self_bleu",
+                                              "embedding_dispersion", "shared_opening_share")},
+        "fidelity": {"topic_top1": overall["topic_top1"], "topic_top5": overall["topic_top5"],
+                     "country_mention": overall["country_mention"], "embedded_conversations": embedded},
+        "coverage": coverage.coverage_metrics(cells),
+        "contamination": {"test": contaminated.pop("test"), "eval_files": contaminated,
+                          "train_removed": int(drop.sum())},
+    }
+    return Assessment(metrics, per_group, cells, train[~drop].reset_index(drop=True),
+                      removed.reset_index(drop=True), seconds)
+
+
+def card(metrics: dict, params: QualityParams) -> str:
+    """data/quality/README.md: the quality section of the dataset card (the split stage writes the rest)."""
+    d, f, c, x = metrics["diversity"], metrics["fidelity"], metrics["coverage"], metrics["contamination"]
+    longest = params.ngrams[-1]
+    files = "".join(f"- `{name}`: {v[f'train_conversations_{longest}gram']} train conversations share a "
+                    f"{longest}-gram with its {v['texts']} texts\n" for name, v in x["eval_files"].items())
+    return f"""# Dataset card: quality
+
+Written by the `quality` stage from data/clean and data/split (see docs/quality.md for what each figure means
+and what it does not say). {metrics['conversations']} kept conversations.
+
+| diversity | value |
+| --- | --- |
+| distinct-1 / 2 / 3 (normalised words) | {d['distinct_1']} / {d['distinct_2']} / {d['distinct_3']} |
+| self-BLEU (symmetric, {params.self_bleu_sample}-conversation seeded sample; lower = more varied) | {d['self_bleu']} |
+| embedding dispersion (mean pairwise cosine distance, {params.encoder}) | {d['embedding_dispersion']} |
+| share with an opening user turn another conversation shares | {d['shared_opening_share']} |
+
+Fidelity to the cell: own topic ranked first among all topics for {f['topic_top1']} of
+{f['embedded_conversations']} embedded conversations, in the top 5 for {f['topic_top5']}; the country is
+named (name, adjective or capital) in {f['country_mention']} of all kept conversations.
+
+Coverage: {c['cells_kept']} of {c['cells_requested']} requested topic x country cells have a kept conversation
+({c['cells_empty']} empty); Gini of kept conversations per topic {c['gini_topic']}, per country {c['gini_country']}.
+
+Contamination ({', '.join(map(str, params.ngrams))}-grams of normalised words):
+- test split: {', '.join(f"{v} train conversations share a {k.split('_')[-1]}" for k, v in x['test'].items() if k != 'texts')}
+{files}- removed from train (quality.decontaminate = {str(params.decontaminate).lower()}): {x['train_removed']}
+  (listed with reasons in data/quality/removed.parquet; the decontaminated train is data/quality/train.parquet)
+"""
