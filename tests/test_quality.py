@@ -167,3 +167,18 @@ def test_a_conversation_moved_to_another_topic_is_not_retrieved_for_its_cell(bun
     topics = by(result, "topic")
     assert topics["cooking"]["topic_top1"] == 1.0 and topics["fitness"]["topic_top1"] == 1.0
     assert topics["football"]["topic_top1"] == 0.5 and topics["football"]["embedded"] == 2
+
+
+def test_hiwar_report_has_a_quality_section():
+    from hiwar.evaluation.report import quality_section
+
+    metrics = {"diversity": {"distinct_1": 0.3, "distinct_2": 0.8, "distinct_3": 0.95, "self_bleu": 2.5,
+                             "embedding_dispersion": 0.18, "shared_opening_share": 0.1},
+               "fidelity": {"topic_top1": 0.6, "topic_top5": 0.9, "country_mention": 0.5, "embedded_conversations": 9},
+               "coverage": {"cells_requested": 10, "cells_kept": 7, "cells_empty": 3, "gini_topic": 0.2, "gini_country": 0.4},
+               "contamination": {"test": {"texts": 4, "train_conversations_8gram": 2, "train_conversations_13gram": 1},
+                                 "eval_files": {}, "train_removed": 0}}
+    text = "\n".join(quality_section(metrics))
+    assert "| 0.3 / 0.8 / 0.95 | 2.5 | 0.18 | 0.1 | 0.6 / 0.9 | 0.5 | 3 of 10 | 0.2 / 0.4 |" in text
+    assert "2 share a 8-gram, 1 share a 13-gram" in text
+    assert quality_section({}) == []

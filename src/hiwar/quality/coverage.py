@@ -39,7 +39,7 @@ def coverage_metrics(cells: pd.DataFrame) -> dict:
 
 def heatmap(cells: pd.DataFrame, path: Path) -> None:
     """PNG of kept conversations per topic (rows) and country (columns); requested cells with none kept
-    are marked with a red x."""
+    are marked with a red x, cells never requested are left white."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,7 +47,10 @@ def heatmap(cells: pd.DataFrame, path: Path) -> None:
 
     grid = cells.pivot(index="topic", columns="country", values="kept")
     fig, ax = plt.subplots(figsize=(max(6, 0.12 * grid.shape[1] + 3), max(4, 0.12 * grid.shape[0] + 2)))
-    image = ax.imshow(grid.fillna(0).to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("white")  # cells the grid never asked for
+    image = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto", cmap=cmap,
+                      interpolation="nearest")
     empty = np.argwhere((grid == 0).to_numpy())
     ax.scatter(empty[:, 1], empty[:, 0], marker="x", s=8, color="red", linewidths=0.6, label="requested, none kept")
     small = 5 if max(grid.shape) > 60 else 7

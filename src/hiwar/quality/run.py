@@ -165,7 +165,7 @@ Coverage: {c['cells_kept']} of {c['cells_requested']} requested topic x country 
 ({c['cells_empty']} empty); Gini of kept conversations per topic {c['gini_topic']}, per country {c['gini_country']}.
 
 Contamination ({', '.join(map(str, params.ngrams))}-grams of normalised words):
-- test split: {', '.join(f"{v} train conversations share a {k.split('_')[-1]}" for k, v in x['test'].items() if k != 'texts')}
+- test split ({x['test']['texts']} conversations): {', '.join(f"{x['test'][f'train_conversations_{n}gram']} train conversations share a {n}-gram" for n in params.ngrams)}
 {files}- removed from train (quality.decontaminate = {str(params.decontaminate).lower()}): {x['train_removed']}
   (listed with reasons in data/quality/removed.parquet; the decontaminated train is data/quality/train.parquet)
 """
