@@ -20,7 +20,8 @@ def main():
     columns = ["conversation_id", "topic", "country", "generator", "messages"]
     kept = read_parquet("data/clean/conversations.parquet", columns)
     rejected = read_parquet("data/clean/rejected.parquet", ["conversation_id", "topic", "country", "reasons"])
-    splits = {name: read_parquet(f"data/split/{name}.parquet", columns) for name in ("train", "test")}
+    splits = {name: read_parquet(f"data/split/{name}.parquet", ["conversation_id", "topic", "country", "messages"])
+              for name in ("train", "test")}
     names = [f.path.rsplit("/", 1)[-1].rsplit(".", 1)[0] for f in params.eval_files]
     if len(set(names)) < len(names):
         raise HiwarError("params.yaml: quality.eval_files: two files share a name; give them distinct file names")
