@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.quality.ngrams import Vocabulary, ngram_hashes, words
+from hiwar.quality.ngrams import Corpus, ngram_hashes, words
 
 
 def read_eval_texts(path: str, column: str) -> list[str]:
@@ -40,27 +40,14 @@ def read_eval_texts(path: str, column: str) -> list[str]:
     return [str(t) for t in frame[column] if str(t).strip()]
 
 
-class NgramIndex:
-    """The n-gram hashes of a set of reference texts, for each n."""
-
-    def __init__(self, texts: list[str], sizes: list[int], vocab: Vocabulary):
-        self.vocab = vocab
-        ids = [vocab.encode(words(t)) for t in texts]
-        self.hashes = {n: np.unique(np.concatenate([ngram_hashes(i, n) for i in ids] or [np.zeros(0, np.uint64)]))
-                       for n in sizes}
-
-    def flags(self, train_ids: list[np.ndarray], n: int) -> np.ndarray:
-        """For each train text (as word ids): whether it shares an n-gram with the references."""
-        grams = [ngram_hashes(i, n) for i in train_ids]
-        if not grams:
-            return np.zeros(0, dtype=bool)
-        owner = np.repeat(np.arange(len(grams)), [len(g) for g in grams])
-        hit = np.isin(np.concatenate(grams), self.hashes[n])
-        return np.bincount(owner[hit], minlength=len(grams)) > 0
+def reference_ngrams(texts: list[str], corpus: Corpus, n: int) -> np.ndarray:
+    """The distinct n-gram hashes of reference texts (e.g. an evaluation file), in `corpus`'s word ids."""
+    grams = [ngram_hashes(corpus.encode(words(t)), n) for t in texts]
+    return np.unique(np.concatenate(grams)) if grams else np.zeros(0, dtype=np.uint64)
 
 
-def overlap(index: NgramIndex, train_ids: list[np.ndarray], sizes: list[int]) -> tuple[dict, dict[int, np.ndarray]]:
-    """Counts for the metrics, and the per-conversation flags for each n."""
-    flags = {n: index.flags(train_ids, n) for n in sizes}
-    counts = {f"train_conversations_{n}gram": int(flags[n].sum()) for n in sizes}
-    return counts, flags
+def shares_ngram(hashes: np.ndarray, owner: np.ndarray, size: int, reference: np.ndarray) -> np.ndarray:
+    """For each of `size` texts (n-gram `hashes` with the text each comes from): whether any of its
+    n-grams is among the `reference` hashes."""
+    hit = np.isin(hashes, reference)
+    return np.bincount(owner[hit], minlength=size) > 0

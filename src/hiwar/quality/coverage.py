@@ -47,8 +47,7 @@ def heatmap(cells: pd.DataFrame, path: Path) -> None:
 
     grid = cells.pivot(index="topic", columns="country", values="kept")
     fig, ax = plt.subplots(figsize=(max(6, 0.12 * grid.shape[1] + 3), max(4, 0.12 * grid.shape[0] + 2)))
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("white")  # cells the grid never asked for
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white: cells the grid never asked for
     image = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto", cmap=cmap,
                       interpolation="nearest")
     empty = np.argwhere((grid == 0).to_numpy())

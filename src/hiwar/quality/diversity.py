@@ -8,17 +8,20 @@ from collections import Counter
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 from sacrebleu.metrics import BLEU
 
 from hiwar.arabic import match_key
 
 
-def distinct_n(hashes: list[np.ndarray]) -> float | None:
-    """Distinct n-grams over all n-grams of a group's conversations (None when they have none)."""
-    total = sum(len(h) for h in hashes)
-    if not total:
-        return None
-    return round(len(np.unique(np.concatenate(hashes))) / total, 4)
+def distinct_n(hashes: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Distinct n-grams over all n-grams, for each group (NaN for a group without n-grams). `hashes` are
+    the corpus's n-gram hashes and `groups` the group of the conversation each comes from."""
+    total = np.bincount(groups, minlength=n_groups)
+    pairs = pd.DataFrame({"g": groups, "h": hashes}).drop_duplicates()
+    distinct = np.bincount(pairs["g"].to_numpy(), minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.round(distinct / total, 4)
 
 
 _BLEU = BLEU(tokenize="none", effective_order=True)

@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from hiwar.arabic import match_key
+from hiwar.errors import HiwarError
 from hiwar.params import QualityParams
 from hiwar.quality import contamination, coverage, diversity, fidelity
-from hiwar.quality.ngrams import Vocabulary, conversation_text, ngram_hashes, words
+from hiwar.quality.ngrams import WORD, Corpus, conversation_text
 
 GROUPS = ("topic", "country", "generator")
 REMOVED_COLUMNS = ["conversation_id", "topic", "country", "reasons", "messages"]
@@ -45,6 +47,14 @@ def _mean(values) -> float | None:
     return round(float(values.mean()), 4) if len(values) else None
 
 
+def _positions(split: pd.DataFrame, row_of: dict[str, int], name: str) -> np.ndarray:
+    missing = [i for i in split["conversation_id"] if i not in row_of]
+    if missing:
+        raise HiwarError(f"data/split/{name}.parquet: conversation {missing[0]} is not in data/clean/conversations.parquet "
+                         "(the split is older than the clean output; run `dvc repro split`)")
+    return np.array([row_of[i] for i in split["conversation_id"]], dtype=np.int64)
+
+
 def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.DataFrame], topics: pd.DataFrame,
            forms: dict[str, list[str]], params: QualityParams, embed: Callable[[list[str]], np.ndarray],
            eval_texts: dict[str, list[str]] | None = None) -> Assessment:
@@ -57,11 +67,11 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
         clock = now
 
     kept = kept.reset_index(drop=True)
-    vocab = Vocabulary()
     texts = [conversation_text(m) for m in kept["messages"]]
-    tokens = [words(t) for t in tqdm(texts, desc="quality: words", unit="conv", dynamic_ncols=True)]
-    ids = [vocab.encode(t) for t in tokens]
-    grams = {n: [ngram_hashes(i, n) for i in ids] for n in (1, 2, 3)}
+    keys = [match_key(t) for t in tqdm(texts, desc="quality: normalise", unit="conv", dynamic_ncols=True)]
+    tokens = [WORD.findall(k) for k in keys]
+    corpus = Corpus(tokens)
+    grams = {n: corpus.ngrams(n) for n in sorted({1, 2, 3, *params.ngrams})}
     joined = [" ".join(t) for t in tokens]
     shared = diversity.shared_openings(diversity.opening_keys(kept["messages"]))
     lap("words_and_ngrams")
@@ -69,25 +79,27 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     # Embeddings: a seeded sample spread over topics, plus every topic's description.
     sample = embedding_sample(kept["topic"], params.embed_sample, params.seed)
     vectors = embed([texts[i][: params.embed_chars] for i in sample]) if len(sample) else np.zeros((0, 1))
-    topic_ids = list(topics["topic_id"])
     topic_vectors = embed([fidelity.topic_text(r.name_ar, r.description_ar) for r in topics.itertuples()])
-    position = {t: i for i, t in enumerate(topic_ids)}
-    own = np.array([position[t] for t in kept["topic"].iloc[sample]], dtype=int)
+    position = {t: i for i, t in enumerate(topics["topic_id"])}
+    unknown = sorted(set(kept["topic"]) - set(position))
+    if unknown:
+        raise HiwarError(f"data/clean/conversations.parquet: topic {unknown[0]!r} is not in data/bundled/topics.csv")
     ranks = np.full(len(kept), -1)
-    ranks[sample] = fidelity.topic_ranks(vectors, topic_vectors, own) if len(sample) else []
+    if len(sample):
+        ranks[sample] = fidelity.topic_ranks(vectors, topic_vectors, kept["topic"].iloc[sample].map(position).to_numpy())
     vector_of = {int(row): vectors[k] for k, row in enumerate(sample)}
     lap("embeddings")
 
     matcher = fidelity.CountryMatcher(forms)
-    named = np.array([matcher.mentions(t, c) for t, c in zip(texts, kept["country"])], dtype=bool)
+    named = np.array([bool(matcher.patterns[c].search(k)) for k, c in zip(keys, kept["country"])], dtype=bool)
     lap("country_mentions")
 
-    def figures(rows: np.ndarray, bleu_sample: int) -> dict:
+    def figures(rows: np.ndarray, distinct: dict[int, float], bleu_sample: int) -> dict:
         embedded = [r for r in rows if r in vector_of]
         ranked = ranks[rows][ranks[rows] >= 0]
         return {
             "conversations": int(len(rows)),
-            **{f"distinct_{n}": diversity.distinct_n([grams[n][r] for r in rows]) for n in (1, 2, 3)},
+            **{f"distinct_{n}": None if np.isnan(distinct[n]) else float(distinct[n]) for n in (1, 2, 3)},
             "self_bleu": diversity.self_bleu([joined[r] for r in rows], bleu_sample, params.seed),
             "embedding_dispersion": diversity.dispersion(np.array([vector_of[r] for r in embedded])),
             "shared_opening_share": _mean(shared[rows]),
@@ -98,39 +110,50 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
         }
 
     per_group = {}
-    for column in GROUPS:
-        groups = kept.groupby(column).indices
-        per_group[column] = [{column: str(key), **figures(np.asarray(rows), params.self_bleu_group_sample)}
-                             for key, rows in tqdm(sorted(groups.items()), desc=f"quality: per {column}",
-                                                   unit=column, dynamic_ncols=True)]
-    overall = figures(np.arange(len(kept)), params.self_bleu_sample)
+    for column in (*GROUPS, None):
+        codes, names = pd.factorize(kept[column]) if column else (np.zeros(len(kept), dtype=np.int64), ["all"])
+        distinct = {n: diversity.distinct_n(grams[n][0], codes[grams[n][1]], len(names)) for n in (1, 2, 3)}
+        members = pd.Series(np.arange(len(kept))).groupby(codes).indices
+        rows = [{column or "all": str(name), **figures(members[g], {n: d[g] for n, d in distinct.items()},
+                                                       params.self_bleu_group_sample if column else params.self_bleu_sample)}
+                for g, name in tqdm(list(enumerate(names)), desc=f"quality: per {column or 'dataset'}",
+                                    unit="group", dynamic_ncols=True)]
+        per_group[column or "all"] = sorted(rows, key=lambda r: r[column or "all"])
+    overall = per_group.pop("all")[0]
     lap("diversity_and_fidelity")
 
     cells = coverage.cell_counts(kept, rejected)
     lap("coverage")
 
+    row_of = {c: i for i, c in enumerate(kept["conversation_id"])}
     train = splits["train"].reset_index(drop=True)
-    train_ids = [vocab.encode(words(conversation_text(m))) for m in train["messages"]]
-    references = {"test": [conversation_text(m) for m in splits["test"]["messages"]], **(eval_texts or {})}
+    train_rows, test_rows = _positions(train, row_of, "train"), _positions(splits["test"], row_of, "test")
+    train_index = np.full(len(kept), -1)
+    train_index[train_rows] = np.arange(len(train_rows))
     contaminated, reasons = {}, [[] for _ in range(len(train))]
-    for name, ref_texts in references.items():
-        index = contamination.NgramIndex(ref_texts, params.ngrams, vocab)
-        counts, flags = contamination.overlap(index, train_ids, params.ngrams)
-        contaminated[name] = {"texts": len(ref_texts), **counts}
-        for row in np.flatnonzero(flags[params.ngrams[-1]]):
+    for name in ["test", *(eval_texts or {})]:
+        contaminated[name] = {"texts": len(test_rows) if name == "test" else len(eval_texts[name])}
+        for n in params.ngrams:
+            hashes, owner = grams[n]
+            if name == "test":
+                reference = np.unique(hashes[np.isin(owner, test_rows)])
+            else:
+                reference = contamination.reference_ngrams(eval_texts[name], corpus, n)
+            in_train = train_index[owner] >= 0
+            flags = contamination.shares_ngram(hashes[in_train], train_index[owner[in_train]], len(train), reference)
+            contaminated[name][f"train_conversations_{n}gram"] = int(flags.sum())
+        for row in np.flatnonzero(flags):  # the longest n-gram size decides removal
             reasons[row].append("contaminated_test" if name == "test" else f"contaminated_eval:{name}")
     drop = np.array([bool(r) for r in reasons], dtype=bool) if params.decontaminate else np.zeros(len(train), bool)
     removed = train[drop].assign(reasons=[r for r, d in zip(reasons, drop) if d])[REMOVED_COLUMNS]
     lap("contamination")
 
-    overall.pop("conversations")
-    embedded = overall.pop("embedded")
     metrics = {
         "conversations": int(len(kept)),
         "diversity": {k: overall[k] for k in ("distinct_1", "distinct_2", "distinct_3", "self_bleu",
                                               "embedding_dispersion", "shared_opening_share")},
         "fidelity": {"topic_top1": overall["topic_top1"], "topic_top5": overall["topic_top5"],
-                     "country_mention": overall["country_mention"], "embedded_conversations": embedded},
+                     "country_mention": overall["country_mention"], "embedded_conversations": overall["embedded"]},
         "coverage": coverage.coverage_metrics(cells),
         "contamination": {"test": contaminated.pop("test"), "eval_files": contaminated,
                           "train_removed": int(drop.sum())},
