@@ -58,13 +58,13 @@ def _positions(split: pd.DataFrame, row_of: dict[str, int], name: str) -> np.nda
 def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.DataFrame], topics: pd.DataFrame,
            forms: dict[str, list[str]], params: QualityParams, embed: Callable[[list[str]], np.ndarray],
            eval_texts: dict[str, list[str]] | None = None) -> Assessment:
-    clock, seconds = time.perf_counter(), {}
+    clock, cpu, seconds = time.perf_counter(), time.process_time(), {}
 
-    def lap(part: str):
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[part] = round(now - clock, 3)
-        clock = now
+    def lap(part: str):  # wall and CPU seconds (all threads) of each part, for logs/runs and the bench
+        nonlocal clock, cpu
+        now, now_cpu = time.perf_counter(), time.process_time()
+        seconds[part], seconds[f"{part}_cpu"] = round(now - clock, 3), round(now_cpu - cpu, 3)
+        clock, cpu = now, now_cpu
 
     kept = kept.reset_index(drop=True)
     texts = [conversation_text(m) for m in kept["messages"]]
