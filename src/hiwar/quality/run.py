@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -55,6 +54,30 @@ def _positions(split: pd.DataFrame, row_of: dict[str, int], name: str) -> np.nda
     return np.array([row_of[i] for i in split["conversation_id"]], dtype=np.int64)
 
 
+def _contamination(kept, train, test, corpus, grams, sizes, eval_texts) -> tuple[dict, list[list[str]]]:
+    """Per reference (the test split, then each evaluation file): train conversations sharing an n-gram of
+    each size; and for each train conversation its reason codes (an n-gram of the longest size shared)."""
+    row_of = {c: i for i, c in enumerate(kept["conversation_id"])}
+    train_rows, test_rows = _positions(train, row_of, "train"), _positions(test, row_of, "test")
+    train_index = np.full(len(kept), -1)
+    train_index[train_rows] = np.arange(len(train_rows))
+    counts, reasons = {}, [[] for _ in range(len(train))]
+    for name in ["test", *eval_texts]:
+        counts[name] = {"texts": len(test_rows) if name == "test" else len(eval_texts[name])}
+        for n in sizes:  # ascending: `flags` ends as the longest size's
+            hashes, owner = grams[n]
+            if name == "test":
+                reference = np.unique(hashes[np.isin(owner, test_rows)])
+            else:
+                reference = contamination.reference_ngrams(eval_texts[name], corpus, n)
+            in_train = train_index[owner] >= 0
+            flags = contamination.shares_ngram(hashes[in_train], train_index[owner[in_train]], len(train), reference)
+            counts[name][f"train_conversations_{n}gram"] = int(flags.sum())
+        for row in np.flatnonzero(flags):
+            reasons[row].append("contaminated_test" if name == "test" else f"contaminated_eval:{name}")
+    return counts, reasons
+
+
 def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.DataFrame], topics: pd.DataFrame,
            forms: dict[str, list[str]], params: QualityParams, embed: Callable[[list[str]], np.ndarray],
            eval_texts: dict[str, list[str]] | None = None) -> Assessment:
@@ -66,6 +89,8 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
         seconds[part], seconds[f"{part}_cpu"] = round(now - clock, 3), round(now_cpu - cpu, 3)
         clock, cpu = now, now_cpu
 
+    if kept.empty:
+        raise HiwarError("data/clean/conversations.parquet: no kept conversations to assess")
     kept = kept.reset_index(drop=True)
     texts = [conversation_text(m) for m in kept["messages"]]
     keys = [match_key(t) for t in tqdm(texts, desc="quality: normalise", unit="conv", dynamic_ncols=True)]
@@ -125,25 +150,8 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     cells = coverage.cell_counts(kept, rejected)
     lap("coverage")
 
-    row_of = {c: i for i, c in enumerate(kept["conversation_id"])}
     train = splits["train"].reset_index(drop=True)
-    train_rows, test_rows = _positions(train, row_of, "train"), _positions(splits["test"], row_of, "test")
-    train_index = np.full(len(kept), -1)
-    train_index[train_rows] = np.arange(len(train_rows))
-    contaminated, reasons = {}, [[] for _ in range(len(train))]
-    for name in ["test", *(eval_texts or {})]:
-        contaminated[name] = {"texts": len(test_rows) if name == "test" else len(eval_texts[name])}
-        for n in params.ngrams:
-            hashes, owner = grams[n]
-            if name == "test":
-                reference = np.unique(hashes[np.isin(owner, test_rows)])
-            else:
-                reference = contamination.reference_ngrams(eval_texts[name], corpus, n)
-            in_train = train_index[owner] >= 0
-            flags = contamination.shares_ngram(hashes[in_train], train_index[owner[in_train]], len(train), reference)
-            contaminated[name][f"train_conversations_{n}gram"] = int(flags.sum())
-        for row in np.flatnonzero(flags):  # the longest n-gram size decides removal
-            reasons[row].append("contaminated_test" if name == "test" else f"contaminated_eval:{name}")
+    contaminated, reasons = _contamination(kept, train, splits["test"], corpus, grams, params.ngrams, eval_texts or {})
     drop = np.array([bool(r) for r in reasons], dtype=bool) if params.decontaminate else np.zeros(len(train), bool)
     removed = train[drop].assign(reasons=[r for r, d in zip(reasons, drop) if d])[REMOVED_COLUMNS]
     lap("contamination")
