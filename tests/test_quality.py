@@ -182,3 +182,14 @@ def test_hiwar_report_has_a_quality_section():
     assert "| 0.3 / 0.8 / 0.95 | 2.5 | 0.18 | 0.1 | 0.6 / 0.9 | 0.5 | 3 of 10 | 0.2 / 0.4 |" in text
     assert "2 share a 8-gram, 1 share a 13-gram" in text
     assert quality_section({}) == []
+
+
+def test_bad_quality_params_name_the_key(params_data):
+    from hiwar.params import ParamsError
+
+    for change, message in [({"ngrams": [8, 0]}, "quality.ngrams: Value error, every n-gram size must be at least 1"),
+                            ({"eval_files": [{"file": "x.jsonl"}]}, "quality.eval_files.0.file: unknown key"),
+                            ({"embed_sample": 1}, "quality.embed_sample: Input should be greater than or equal to 2")]:
+        data = {**params_data, "quality": {**params_data["quality"], **change}}
+        with pytest.raises(ParamsError, match=message.replace(".", r"\.")):
+            load_section("quality", data=data)
