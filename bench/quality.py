@@ -60,8 +60,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conversations", type=int, default=PAPER)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--embed-sample", type=int, default=None, help="Override quality.embed_sample.")
     args = parser.parse_args()
     params = load_section("quality")
+    if args.embed_sample:
+        params = params.model_copy(update={"embed_sample": args.embed_sample})
     kept, rejected, splits = synthetic(args.conversations)
     bundled = load_bundled()
     forms = load_forms(countries=list(bundled.countries["iso2"]))
