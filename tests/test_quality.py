@@ -193,3 +193,13 @@ def test_bad_quality_params_name_the_key(params_data):
         data = {**params_data, "quality": {**params_data["quality"], **change}}
         with pytest.raises(ParamsError, match=message.replace(".", r"\.")):
             load_section("quality", data=data)
+
+
+def test_the_embedding_sample_is_seeded_and_spread_over_topics():
+    from hiwar.quality.run import embedding_sample
+
+    topics = pd.Series(["travel"] * 50 + ["cooking"] * 3 + ["sleep"] * 1)
+    sample = embedding_sample(topics, size=12, seed=0)
+    assert list(topics[sample].value_counts().sort_index()) == [3, 1, 4]  # cooking, sleep, travel: up to 4 each
+    assert list(sample) == list(embedding_sample(topics, size=12, seed=0))
+    assert list(sample) != list(embedding_sample(topics, size=12, seed=1))
