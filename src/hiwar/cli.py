@@ -26,7 +26,7 @@ class Group(click.Group):
 def main():
     """hiwar (حوار): Arabic multi-turn dialogue datasets from an LLM, and proof of whether they help.
 
-    Run the pipeline with `dvc repro` (stages: models, grid, generate, clean, split, finetune@<model>,
+    Run the pipeline with `dvc repro` (stages: models, grid, generate, clean, split, quality, finetune@<model>,
     evaluate, ratings);
     compare variants with `dvc exp run -S key=value` and `dvc exp show`.
     """
@@ -425,6 +425,27 @@ def publish(tag, remote, message):
 
     card = do_publish(tag, remote, message)
     click.echo(f"published {tag}: {card} committed and tagged; share it with `git push --follow-tags`")
+
+
+@main.command("diff")
+@click.argument("rev_a")
+@click.argument("rev_b")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Also write the Markdown to this file (e.g. reports/diff.md).")
+def diff_command(rev_a, rev_b, out):
+    """What changed in the dataset from REV_A to REV_B (git commits, tags or experiment names): conversations
+    added, removed (with B's reason codes) or changed in data/clean and in each split, and the quality
+    metrics side by side. Prints Markdown; Arabic is wrapped in dir="rtl" so a renderer shows it right to left."""
+    from pathlib import Path
+
+    from hiwar.io import atomic_path
+    from hiwar.quality.diff import diff, markdown
+
+    text = markdown(diff(Path("."), rev_a, rev_b))
+    if out:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    click.echo(text.rstrip())
 
 
 if __name__ == "__main__":

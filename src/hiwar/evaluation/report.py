@@ -124,6 +124,24 @@ def charts(plots: Path, out: Path) -> list[str]:
     return written
 
 
+def quality_section(quality: dict) -> list[str]:
+    """The dataset's quality in brief (metrics/quality.json; the full card is data/quality/README.md)."""
+    if not quality:
+        return []
+    d, f, c, x = quality["diversity"], quality["fidelity"], quality["coverage"], quality["contamination"]
+    test = ", ".join(f"{v} share a {k.split('_')[-1].replace('gram', '-gram')}" for k, v in x["test"].items()
+                     if k.startswith("train_conversations_"))
+    return ["## Dataset quality", "",
+            "| distinct-1 / 2 / 3 | self-BLEU | dispersion | shared openings | topic top-1 / top-5 | country named "
+            "| empty cells | Gini topic / country |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| {d['distinct_1']} / {d['distinct_2']} / {d['distinct_3']} | {d['self_bleu']} | "
+            f"{d['embedding_dispersion']} | {d['shared_opening_share']} | {f['topic_top1']} / {f['topic_top5']} | "
+            f"{f['country_mention']} | {c['cells_empty']} of {c['cells_requested']} | "
+            f"{c['gini_topic']} / {c['gini_country']} |", "",
+            f"Contamination, train vs test: {test}; removed from train: {x['train_removed']}. "
+            "What these figures do and do not say: docs/quality.md; per topic and country: `dvc plots show`.", ""]
+
+
 def write_report(root: Path, out: Path) -> Path:
     evaluate = read_json(root / "metrics/evaluate.json")
     if evaluate is None:
@@ -146,6 +164,7 @@ def write_report(root: Path, out: Path) -> Path:
         *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
         *judge_section(read_json(root / "metrics/judge.json", {"status": "not judged"}),
                        read_json(root / "metrics/judge_compare.json", {"status": "not judged"})),
+        *quality_section(read_json(root / "metrics/quality.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"
