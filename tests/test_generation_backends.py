@@ -1,5 +1,6 @@
 """The local transformers backend on a small model built here (no hub), and the backend registry."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +92,27 @@ def test_model_revision_changes_with_the_weights(generator_dir, tmp_path):
     weights.write_bytes(bytes(data))
     assert model_revision(str(copy)) != model_revision(str(generator_dir))
     assert model_revision("some-org/some-model") is None  # a hub id: generate.revision says which
+
+
+def test_model_revision_sees_one_byte_changed_in_the_middle_of_a_large_weight_file(tmp_path):
+    import os
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    shard = model / "model-00001-of-00001.safetensors"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, size=12 << 20, dtype=np.uint8).tobytes())
+    shard.write_bytes(bytes(data))
+    before = model_revision(str(model))
+    stat = shard.stat()
+    data[len(data) // 2] ^= 0x01  # one bit, 6 MiB from either end
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime: as `cp -p` leaves it
+    assert shard.stat().st_size == stat.st_size and shard.stat().st_mtime_ns == stat.st_mtime_ns
+    assert model_revision(str(model)) != before
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    assert model_revision(str(model)) == before  # the fingerprint is of the content, not of the write
 
 
 def test_vllm_backend_says_how_to_get_it_when_missing(params_data):
