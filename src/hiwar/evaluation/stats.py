@@ -27,10 +27,9 @@ def cluster_sums(values: np.ndarray, clusters: list) -> tuple[np.ndarray, np.nda
 
 
 def cluster_resample_weights(n_clusters: int, rounds: int, seed: int) -> np.ndarray:
-    """(rounds, n_clusters) counts: how often each cluster is drawn in each bootstrap round."""
+    """(rounds, n_clusters) counts: how often each cluster is drawn, with replacement, in each round."""
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_clusters, size=(rounds, n_clusters))
-    return np.stack([np.bincount(row, minlength=n_clusters) for row in draws]).astype(float)
+    return rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=rounds).astype(float)
 
 
 def cluster_bootstrap_means(values: np.ndarray, clusters: list, rounds: int, seed: int) -> np.ndarray:
