@@ -54,3 +54,33 @@ def test_paired_difference_holds_its_false_positive_rate_when_nothing_changed():
         tuned = base + rng.normal(0, 0.05, size=30)[np.array(clusters)] + rng.normal(0, 0.01, size=len(base))
         p_values.append(paired_difference(base, tuned, clusters, rounds=400, seed=trial)["p_value"])
     assert np.mean(np.array(p_values) < 0.05) <= 0.09, np.mean(np.array(p_values) < 0.05)
+
+
+def test_base_vs_finetuned_comparison_reports_the_known_change_for_each_metric():
+    from hiwar.evaluation.metrics import chrf, chrf_statistics
+    from hiwar.evaluation.report import paired_table
+    from hiwar.evaluation.run import paired
+
+    rng = np.random.default_rng(3)
+    conv = np.repeat(np.arange(20), 30)  # 20 conversations of 30 scored tokens
+    nll = rng.gamma(4.0, 1.0, size=len(conv)) + rng.normal(0, 0.3, size=20)[conv]
+    fmt = np.tile(np.arange(30) == 29, 20)  # each conversation's last token is an end marker
+    tokens = lambda v: {"nll": v, "conversation": conv, "format": fmt}
+    # Fine-tuning lowers text tokens' NLL by 0.2 on average and end markers' by 2: perplexity ratio
+    # exp(-0.2) on text tokens, lower still with the markers.
+    tuned_nll = nll - np.where(fmt, 2.0, 0.2) + rng.normal(0, 0.3, size=len(conv)) + rng.normal(0, 0.05, size=20)[conv]
+    turns = list(np.repeat(np.arange(20), 2))
+    refs = ["زرت مراكش في الربيع الماضي", "القهوة العربية تقدم مع التمر"] * 20
+    base_replies = ["لا أعرف"] * 40
+    side = lambda v, cos, texts: {"tokens": tokens(v), "text_tokens": {k: x[~fmt] for k, x in tokens(v).items()},
+                                  "cosines": cos, "chrf": chrf_statistics(texts, refs), "turn_conversations": turns}
+    cos = rng.uniform(0.7, 0.8, size=40)
+    result = paired(side(nll, cos, base_replies), side(tuned_nll, cos + 0.05, refs), rounds=1000, seed=0)
+    assert abs(result["perplexity_text"]["ratio"] - np.exp(-0.2)) < 0.03
+    lo, hi = result["perplexity_text"]["ratio_ci95"]
+    assert lo <= np.exp(-0.2) <= hi and result["perplexity_text"]["p_value"] < 0.01
+    assert result["perplexity"]["ratio"] < result["perplexity_text"]["ratio"]
+    assert abs(result["embedding_score"]["difference"] - 0.05) < 1e-4 and result["embedding_score"]["p_value"] < 0.01
+    assert abs(result["chrf"]["difference"] - (100 - chrf(base_replies, refs))) < 0.01 and result["chrf"]["p_value"] < 0.01
+    table = "\n".join(paired_table({"models": {"m": {"finetuned_minus_base": result}}}))
+    assert "| m | 0." in table and "(p=0.001)" in table

@@ -46,25 +46,32 @@ def cluster_bootstrap_ci(values: np.ndarray, clusters: list, rounds: int, seed: 
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, clusters: list, rounds: int, seed: int) -> dict:
-    """b - a on the same items (e.g. base vs fine-tuned on the same turns): the mean difference, its 95%
-    cluster-bootstrap interval and a two-sided p-value from a cluster sign-flip permutation test.
-
-    Under the null hypothesis (no difference between the two systems) swapping which system produced a
-    conversation's scores changes nothing, so each conversation's summed difference gets a random sign; the
-    p-value is the share of such relabellings whose mean difference is at least as far from 0 as observed
-    (with the +1 correction, so it is never 0).
-    """
+    """b - a of the mean on the same items (e.g. base vs fine-tuned on the same turns): see paired_statistic."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores differ in shape: {a.shape} vs {b.shape}")
-    diff = b - a
-    sums, counts = cluster_sums(diff, clusters)
-    observed = sums.sum() / counts.sum()
-    weights = cluster_resample_weights(len(sums), rounds, seed)
-    boot = (weights @ sums) / (weights @ counts)
-    signs = np.random.default_rng(seed + 1).choice([-1.0, 1.0], size=(rounds, len(sums)))
-    null = (signs @ sums) / counts.sum()
+    ones = np.ones_like(a)
+    return paired_statistic(np.column_stack([a, ones]), np.column_stack([b, ones]), clusters,
+                            lambda sums: sums[:, 0] / sums[:, 1], rounds, seed)
+
+
+def paired_statistic(a: np.ndarray, b: np.ndarray, clusters: list, statistic, rounds: int, seed: int) -> dict:
+    """statistic(b) - statistic(a) for two systems scored on the same items, where each item contributes a
+    row of additive counts (items, columns) and `statistic` maps summed rows (rounds, columns) to scores.
+
+    The 95% interval resamples conversations (clusters), keeping each conversation's pair together. The
+    two-sided p-value is a permutation test: under the null hypothesis (the systems do not differ) swapping
+    which system produced a conversation's scores changes nothing, so each conversation is swapped at random;
+    p is the share of such relabellings whose difference is at least as far from 0 as observed (+1
+    correction, so it is never 0).
+    """
+    a_sums, b_sums = (np.stack([cluster_sums(col, clusters)[0] for col in m.T], axis=1) for m in (a, b))
+    observed = float(statistic(b_sums.sum(0, keepdims=True))[0] - statistic(a_sums.sum(0, keepdims=True))[0])
+    weights = cluster_resample_weights(len(a_sums), rounds, seed)
+    boot = statistic(weights @ b_sums) - statistic(weights @ a_sums)
+    swap = np.random.default_rng(seed + 1).integers(0, 2, size=(rounds, len(a_sums))).astype(float)
+    null = statistic(swap @ a_sums + (1 - swap) @ b_sums) - statistic(swap @ b_sums + (1 - swap) @ a_sums)
     p = (1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (rounds + 1)
-    return {"difference": round(float(observed), 4),
+    return {"difference": round(observed, 4),
             "ci95": [round(float(q), 4) for q in np.quantile(boot, [0.025, 0.975])],
-            "p_value": round(float(p), 4), "conversations": int(len(sums)), "items": int(len(diff))}
+            "p_value": round(float(p), 4), "conversations": int(len(a_sums)), "items": int(len(a))}
