@@ -4,7 +4,8 @@ GPU: `python -m hiwar.loopback --port 8000`.
 It answers /v1/completions and /v1/chat/completions with a bundled conversation chosen by a hash of the prompt
 and the request's seed (the same request always gets the same answer), after a fixed latency. On request it
 misbehaves at random like real servers do: 429 with Retry-After, 500, answers that come too late, malformed
-JSON, empty text. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
+JSON, empty text. With a capacity k it works on at most k requests at once and queues the rest, as a GPU
+server with k batch slots does, so adding servers adds capacity rather than only requests in flight. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
 the tests use to count what was sent.
 """
 
@@ -22,7 +23,7 @@ FAULTS = ("429", "500", "timeout", "malformed", "empty")
 
 def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, hang: float = 5.0,
               retry_after: float = 0.05, api_key: str | None = None, log: str | None = None, rng_seed: int = 0,
-              name: str = "loopback"):
+              name: str = "loopback", capacity: int | None = None):
     from aiohttp import web
 
     from hiwar.generation.prompts import format_dialogue
@@ -32,6 +33,7 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
     faults = faults or {}
     rng = random.Random(rng_seed)
     log_file = open(log, "a", encoding="utf-8") if log else None
+    slots = None  # asyncio.Semaphore(capacity), made inside the server's event loop on first use
 
     def record(entry: dict) -> None:
         if log_file:
@@ -52,7 +54,14 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
                 fault = kind
                 break
         record({"server": name, "request": digest[:16], "seed": body.get("seed"), "fault": fault})
-        await asyncio.sleep(hang if fault == "timeout" else latency)
+        nonlocal slots
+        if capacity and slots is None:
+            slots = asyncio.Semaphore(capacity)
+        if slots is None:
+            await asyncio.sleep(hang if fault == "timeout" else latency)
+        else:
+            async with slots:  # the others wait in line, as at a busy server
+                await asyncio.sleep(hang if fault == "timeout" else latency)
         if fault == "429":
             return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": str(retry_after)})
         if fault == "500":
@@ -91,6 +100,8 @@ def main(argv=None) -> None:
     parser.add_argument("--log", default=None, help="append one JSON line per request here")
     parser.add_argument("--name", default="loopback", help="server name written in the log")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
+    parser.add_argument("--capacity", type=int, default=None,
+                        help="serve at most this many requests at once and queue the rest (default: no limit)")
     for kind in FAULTS:
         parser.add_argument(f"--p-{kind}", type=float, default=0.0, help=f"share of requests answered with: {kind}")
     args = parser.parse_args(argv)
@@ -99,7 +110,7 @@ def main(argv=None) -> None:
     async def serve():
         runner = web.AppRunner(build_app(latency=args.latency, faults=faults, hang=args.hang,
                                          retry_after=args.retry_after, api_key=args.api_key, log=args.log,
-                                         rng_seed=args.seed, name=args.name),
+                                         rng_seed=args.seed, name=args.name, capacity=args.capacity),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)
