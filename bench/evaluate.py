@@ -7,7 +7,7 @@ as the evaluate stage does: replies have natural, variable lengths, and a batch 
 reply ends. The reply lengths (tokens) are printed. Each side runs once as a discarded warm-up, then
 --repeats times interleaved; median [min, max] of replies/s and of the ratio. Goal: at least 4x at batch 16.
 
-    python bench/evaluate.py [--replies 64] [--max-new-tokens 128] [--train-steps 150] [--repeats 3]
+    python bench/evaluate.py [--replies 32] [--max-new-tokens 64] [--train-steps 40] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def chat_standin(conversations: list[list[dict]], steps: int):
                    batch_size=8, learning_rate=2e-3)
     model = build_model(spec, tokenizer)
     add_chat_format(tokenizer, model)
-    data = blocks(tokenizer, [render(tokenizer, c) for c in conversations], 256)
+    data = blocks(tokenizer, [render(tokenizer, c) for c in conversations], 128)
     metrics = pretrain(model, data, spec, seed=0, desc="train chat stand-in")
     print(f"stand-in: {metrics['parameters']:,} parameters, {steps} steps on the chat-formatted conversations, "
           f"final loss {metrics['final_loss']}")
@@ -49,13 +49,16 @@ def chat_standin(conversations: list[list[dict]], steps: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replies", type=int, default=64)
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="reply length cap, as evaluate.max_new_tokens")
-    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--replies", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="reply length cap, as evaluate.max_new_tokens")
+    parser.add_argument("--train-steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, the same on both sides (1: on a shared machine more threads spin-wait)")
     parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error("--repeats: at least 3 (one run is not evidence)")
+    torch.set_num_threads(args.threads)
     conversations = [c["messages"] for c in load_bundled().conversations]
     tokenizer, model = chat_standin(conversations, args.train_steps)
     model.eval()

@@ -50,7 +50,8 @@ def local_batching(n: int, new_tokens: int, repeats: int) -> float:
     params = load_section("generate")
     grid_params = load_section("grid")
     if not GENERATOR.is_dir():
-        sys.exit(f"{GENERATOR}: not found (run `dvc repro models` first)")
+        print(f"local generation: skipped, {GENERATOR} not found (run `dvc repro models` first)")
+        return float("nan")
     planned = plan_requests(build_grid(grid_params, load_bundled()).head(n), params, grid_params, load_bundled(),
                             str(GENERATOR), None)
     requests = [Request(row.prompt, seed=row.request_seed) for row in planned.itertuples()]
