@@ -84,7 +84,7 @@ def common_args(out: str, steps: int, batch: int = BATCH) -> dict:
     return dict(output_dir=out, per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=LR,
                 max_steps=steps, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=10_000,
                 save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True, bf16=False, fp16=False,
-                gradient_checkpointing=False, seed=0, data_seed=0, dataloader_num_workers=0, disable_tqdm=True)
+                activation_checkpointing=False, seed=0, data_seed=0, dataloader_num_workers=0, disable_tqdm=True)
 
 
 class Counted:
@@ -112,6 +112,8 @@ class PackedCollator(PadCollator):
 
 
 def timed(trainer) -> tuple[float, int, int]:
+    a = trainer.args  # as the trainer will run, after each config's own defaults
+    assert not (a.bf16 or a.fp16 or a.activation_checkpointing) and a.gradient_accumulation_steps == 1, a
     Counted.real = Counted.trained = Counted.steps = 0
     start = time.perf_counter()
     trainer.train()

@@ -133,5 +133,12 @@ def test_turn_labels_survive_decoding(generator_dir):
     assert tokenizer.decode(ids, skip_special_tokens=True) == "[|Human|] سؤال\n[|AI|] جواب"
 
 
-def test_backends_are_registered_by_name():
-    assert set(BACKENDS) == {"transformers", "http", "vllm", "fake"}
+def test_backends_are_registered_for_exactly_the_names_params_accept(params_data):
+    from typing import get_args
+
+    from pydantic import ValidationError
+
+    accepted = set(get_args(GenerateParams.model_fields["backend"].annotation))
+    assert set(BACKENDS) == accepted  # a name params accept but nobody registered would fail at generate time
+    with pytest.raises(ValidationError):
+        GenerateParams.model_validate(dict(params_data["generate"], backend="no-such-backend"))
