@@ -1,13 +1,15 @@
 """Evaluation throughput: replies generated in batches of 16 vs one at a time, at natural reply lengths.
 
-A small GPT-2 stand-in is built here and trained briefly on the bundled conversations rendered in hiwar's
-chat format, so that it ends its replies with the end marker as a fine-tuned model does. Both sides then
-answer the same reply prompts (greedy, so the same texts) and stop at the end marker or at --max-new-tokens,
-as the evaluate stage does: replies have natural, variable lengths, and a batch runs until its longest
-reply ends. The reply lengths (tokens) are printed. Each side runs once as a discarded warm-up, then
+A small GPT-2 stand-in is built here and trained on a few bundled conversations rendered in hiwar's chat
+format until it knows them nearly by heart (a briefly trained stand-in never ends a greedy reply: it loops
+until the cap). Asked for the assistant turns of those conversations, it writes replies close to the
+references and ends them with the end marker, so reply lengths follow real Arabic assistant turns. Both
+sides answer the same prompts (greedy, so the same texts) and stop at the end marker or at
+--max-new-tokens, as the evaluate stage does; a batch runs until its longest reply ends. The reply lengths
+(tokens) and how many hit the cap are printed. Each side runs once as a discarded warm-up, then
 --repeats times interleaved; median [min, max] of replies/s and of the ratio. Goal: at least 4x at batch 16.
 
-    python bench/evaluate.py [--replies 32] [--max-new-tokens 64] [--train-steps 40] [--repeats 3] [--threads 1]
+    python bench/evaluate.py [--replies 32] [--max-new-tokens 64] [--train-steps 300] [--conversations 12] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def chat_standin(conversations: list[list[dict]], steps: int):
     model = build_model(spec, tokenizer)
     add_chat_format(tokenizer, model)
     data = blocks(tokenizer, [render(tokenizer, c) for c in conversations], 128)
+    spec = spec.model_copy(update={"batch_size": min(spec.batch_size, len(data))})
     metrics = pretrain(model, data, spec, seed=0, desc="train chat stand-in")
-    print(f"stand-in: {metrics['parameters']:,} parameters, {steps} steps on the chat-formatted conversations, "
+    print(f"stand-in: {metrics['parameters']:,} parameters, {steps} steps on {len(conversations)} chat-formatted conversations, "
           f"final loss {metrics['final_loss']}")
     return tokenizer, model
 
@@ -51,7 +54,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="reply length cap, as evaluate.max_new_tokens")
-    parser.add_argument("--train-steps", type=int, default=40)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--conversations", type=int, default=12, help="bundled conversations the stand-in learns")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads, the same on both sides (1: on a shared machine more threads spin-wait)")
     parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
@@ -59,10 +63,12 @@ def main():
     if args.repeats < 3:
         parser.error("--repeats: at least 3 (one run is not evidence)")
     torch.set_num_threads(args.threads)
-    conversations = [c["messages"] for c in load_bundled().conversations]
+    conversations = [c["messages"] for c in load_bundled().conversations][:: 11][: args.conversations]
     tokenizer, model = chat_standin(conversations, args.train_steps)
     model.eval()
-    histories = [h for h, _ in reply_prompts(conversations)][:: 7][: args.replies]  # spread over conversations
+    prompts = reply_prompts(conversations)
+    histories = [h for h, _ in prompts][: args.replies]
+    references = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for _, r in prompts][: args.replies]
     texts, lengths = {}, {}
 
     def run(batch: int) -> float:
@@ -80,7 +86,8 @@ def main():
     tokens = [n for n, _ in lengths[1]]
     capped = sum(c for _, c in lengths[1])
     print(f"  reply lengths (tokens): mean {statistics.mean(tokens):.1f}, median {statistics.median(tokens):.0f}, "
-          f"range [{min(tokens)}, {max(tokens)}]; {capped}/{len(tokens)} stopped by the cap")
+          f"range [{min(tokens)}, {max(tokens)}]; {capped}/{len(tokens)} stopped by the cap (the references: mean "
+          f"{statistics.mean(references):.1f}, range [{min(references)}, {max(references)}])")
     same = sum(a == b for a, b in zip(texts[1], texts[16]))
     print(f"  same reply batched and alone: {same}/{len(histories)}; goal batch 16 / one at a time >= 4x")
 

@@ -13,13 +13,15 @@ real tokens (padding excluded) and trained (assistant) tokens.
 TRL computes per-token entropy and top-1 accuracy for its logs on every step; a third side runs TRL with
 the plain Trainer loss instead, and the ratio of the two is that overhead.
 
-Packing is compared at equal real tokens per optimizer step: packed rows hold several conversations, so
-the packed batch has as many rows as make the same mean number of tokens as 8 padded conversations.
+Each run is one epoch over the same conversations, so every side trains on exactly the same tokens. Packing
+is compared at (nearly) equal real tokens per optimizer step: packed rows hold several conversations, so
+the packed batch has as many rows as come closest to the tokens of 8 padded conversations; the tokens per
+step of each side are printed.
 
 Each side runs once as a discarded warm-up, then --repeats times interleaved; median [min, max] of each
 rate and of each round's ratio. Goals: hiwar / TRL >= 1; packing / padding >= 1.5 at equal tokens per step.
 
-    python bench/finetune.py [--steps 8] [--repeats 3] [--threads 1]
+    python bench/finetune.py [--conversations 64] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def standin(tokenizer):
     return model
 
 
-def common_args(out: str, steps: int, batch: int = BATCH) -> dict:
+def common_args(out: str, batch: int = BATCH) -> dict:
     return dict(output_dir=out, per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=LR,
-                max_steps=steps, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=10_000,
+                num_train_epochs=1, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, logging_steps=10_000,
                 save_strategy="no", eval_strategy="no", report_to="none", use_cpu=True, bf16=False, fp16=False,
                 activation_checkpointing=False, seed=0, data_seed=0, dataloader_num_workers=0, disable_tqdm=True)
 
@@ -111,17 +113,17 @@ class PackedCollator(PadCollator):
         return batch
 
 
-def timed(trainer) -> tuple[float, int, int]:
+def timed(trainer) -> tuple[float, int, int, int]:
     a = trainer.args  # as the trainer will run, after each config's own defaults
     assert not (a.bf16 or a.fp16 or a.activation_checkpointing) and a.gradient_accumulation_steps == 1, a
     Counted.real = Counted.trained = Counted.steps = 0
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    return seconds, Counted.real, Counted.trained
+    return seconds, Counted.real, Counted.trained, Counted.steps
 
 
-def run_hiwar(tokenizer, examples, steps: int, packed: bool = False, batch: int = BATCH) -> tuple[float, int, int]:
+def run_hiwar(tokenizer, examples, packed: bool = False, batch: int = BATCH) -> tuple[float, int, int, int]:
     HiwarTrainer, _ = _trainer_classes()
 
     class Trainer(Counted, HiwarTrainer):
@@ -132,12 +134,12 @@ def run_hiwar(tokenizer, examples, steps: int, packed: bool = False, batch: int 
         use_packed_attention(model)
     collate = (PackedCollator if packed else PadCollator)(tokenizer.pad_token_id)
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(model=model, args=TrainingArguments(**common_args(out, steps, batch)), train_dataset=examples,
+        trainer = Trainer(model=model, args=TrainingArguments(**common_args(out, batch)), train_dataset=examples,
                           data_collator=collate)
         return timed(trainer)
 
 
-def run_trl(tokenizer, frame, steps: int, metrics: bool) -> tuple[float, int, int]:
+def run_trl(tokenizer, frame, metrics: bool) -> tuple[float, int, int, int]:
     from datasets import Dataset
     from transformers import Trainer as PlainTrainer
     from trl import SFTConfig, SFTTrainer
@@ -153,7 +155,7 @@ def run_trl(tokenizer, frame, steps: int, metrics: bool) -> tuple[float, int, in
     tokenizer.chat_template = TRL_TEMPLATE
     dataset = Dataset.from_dict({"messages": [[dict(m) for m in ms] for ms in frame["messages"]]})
     with tempfile.TemporaryDirectory() as out:
-        config = SFTConfig(**common_args(out, steps), max_length=MAX_LENGTH, assistant_only_loss=True, packing=False,
+        config = SFTConfig(**common_args(out), max_length=MAX_LENGTH, assistant_only_loss=True, packing=False,
                            loss_type="nll", train_sampling_strategy="group_by_length", dataset_num_proc=None)
         trainer = Trainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
         return timed(trainer)
@@ -187,7 +189,8 @@ def pipeline_packing(bundled) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
+    parser.add_argument("--conversations", type=int, default=64,
+                        help="conversations per run: each run is one epoch over the same ones, on every side")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads, the same on every side (1: on a shared machine more threads spin-wait)")
     parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
@@ -198,6 +201,7 @@ def main():
     bundled = load_bundled()
     rng = np.random.default_rng(0)
     conversations = [c["messages"][: 2 * int(rng.integers(1, len(c["messages"]) // 2 + 1))] for c in bundled.conversations]
+    conversations = conversations[: args.conversations]
     frame = pd.DataFrame({"messages": conversations})
     torch.manual_seed(0)
     tokenizer = train_tokenizer(text_corpus(bundled), 2048)
@@ -211,7 +215,7 @@ def main():
     for key, value in SETTINGS.items():
         print(f"  {key}: {value}")
     print(f"  data: {len(frame)} conversations, {counts['skipped_too_long']} skipped as too long, "
-          f"{counts['exchanges_dropped']} exchanges dropped by truncation; {args.steps} steps per run; torch threads "
+          f"{counts['exchanges_dropped']} exchanges dropped by truncation; each run is one epoch over them; torch threads "
           f"{torch.get_num_threads()}")
     print(f"  packing: {len(examples)} conversations -> {len(rows)} rows of up to {MAX_LENGTH}; mean {per_conversation:.0f} "
           f"tokens per conversation, {per_row:.0f} per row: packed batch {packed_batch} rows ~ {BATCH} conversations")
@@ -220,27 +224,26 @@ def main():
 
     def side(name, run):
         def measure() -> float:
-            seconds, real, trained = run()
-            tokens.setdefault(name, []).append((real, trained, seconds))
+            seconds, real, trained, steps = run()
+            tokens.setdefault(name, []).append((real, trained, seconds, steps))
             return real / seconds
         return measure
 
     rates = interleave({
-        "hiwar padding": side("hiwar padding", lambda: run_hiwar(tokenizer, examples, args.steps)),
-        "TRL": side("TRL", lambda: run_trl(tokenizer, frame, args.steps, metrics=True)),
-        "TRL without metrics": side("TRL without metrics", lambda: run_trl(tokenizer, frame, args.steps, metrics=False)),
-        "hiwar packing": side("hiwar packing", lambda: run_hiwar(tokenizer, rows, args.steps, True, packed_batch)),
+        "hiwar padding": side("hiwar padding", lambda: run_hiwar(tokenizer, examples)),
+        "TRL": side("TRL", lambda: run_trl(tokenizer, frame, metrics=True)),
+        "TRL without metrics": side("TRL without metrics", lambda: run_trl(tokenizer, frame, metrics=False)),
+        "hiwar packing": side("hiwar packing", lambda: run_hiwar(tokenizer, rows, True, packed_batch)),
     }, args.repeats)
     print("real tokens/s (padding excluded):")
     summarize(rates, "real tokens/s", [("hiwar padding", "TRL"), ("TRL without metrics", "TRL"),
                                        ("hiwar packing", "hiwar padding")])
-    print("trained (assistant) tokens/s and tokens per step (measured rounds):")
+    print("trained (assistant) tokens/s; work per run (one epoch) and per optimizer step:")
     for name, runs in tokens.items():
-        runs = runs[1:]  # the warm-up
-        trained = [t / s for _, t, s in runs]
-        print(f"  {name}: {np.median(trained):,.0f} [{min(trained):,.0f}, {max(trained):,.0f}] trained tokens/s; "
-              f"{np.mean([r for r, _, _ in runs]) / args.steps:,.0f} real and "
-              f"{np.mean([t for _, t, _ in runs]) / args.steps:,.0f} trained tokens per step")
+        real, trained, _, steps = runs[-1]
+        rates = [t / s for _, t, s, _ in runs[1:]]  # the measured rounds, not the warm-up
+        print(f"  {name}: {np.median(rates):,.0f} [{min(rates):,.0f}, {max(rates):,.0f}] trained tokens/s; "
+              f"{real:,} real and {trained:,} trained tokens in {steps} steps = {real / steps:,.0f} real tokens per step")
     print("goals: hiwar / TRL >= 1; packing / padding >= 1.5 at equal tokens per step")
     pipeline_packing(bundled)
 

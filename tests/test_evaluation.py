@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hiwar.training.chat_format import encode
+from hiwar.training.chat_format import END, encode
 from hiwar.evaluation.metrics import embed, embedding_score, perplexity, random_pair_baseline, token_nlls
 
 
@@ -137,3 +137,34 @@ def test_chrf_from_summed_turn_statistics_is_the_corpus_chrf():
     assert round(float(chrf_from_statistics(stats.sum(0))[0]), 2) == chrf(replies, refs)
     # A corpus score, not a mean of sentence scores: the two differ on these texts.
     assert abs(np.mean([chrf([h], [r]) for h, r in zip(replies, refs)]) - chrf(replies, refs)) > 0.1
+
+
+def test_evaluate_loop_pairs_base_and_finetuned_and_says_how_many_conversations(tiny_lm, bpe_tokenizer, bundled,
+                                                                                  params_data, monkeypatch):
+    import copy
+
+    import pandas as pd
+
+    from hiwar.evaluation import run
+    from hiwar.params import EvaluateParams, FinetuneParams
+
+    tuned = copy.deepcopy(tiny_lm)
+    with torch.no_grad():  # a different model on the same tokenizer: every score changes
+        tuned.transformer.ln_f.bias.add_(0.05)
+    finetune = FinetuneParams.model_validate(params_data["finetune"])
+    name = next(iter(finetune.models))
+    monkeypatch.setattr(run, "variants", lambda f, e: iter([
+        (name, "base", lambda: (bpe_tokenizer, tiny_lm), END), (name, "finetuned", lambda: (bpe_tokenizer, tuned), END)]))
+    params = EvaluateParams.model_validate(dict(params_data["evaluate"], max_new_tokens=4, bootstrap=50))
+    test = pd.DataFrame([{"conversation_id": f"c{i}", "topic": f"t{i % 2}", "messages": c["messages"]}
+                         for i, c in enumerate(bundled.conversations[:4])])
+    metrics, replies, per_topic, _ = run.evaluate(test, finetune, params, total=9)
+    assert (metrics["test_conversations"], metrics["test_conversations_total"]) == (4, 9)
+    assert metrics["embedding_baseline_pairs"] > 0 and len(metrics["embedding_baseline_ci95"]) == 2
+    scores = metrics["models"][name]
+    assert scores["base"]["tokens"] == scores["finetuned"]["tokens"]
+    paired = scores["finetuned_minus_base"]
+    expected = scores["finetuned"]["mean_nll"] - scores["base"]["mean_nll"]
+    assert abs(paired["perplexity"]["mean_nll_difference"] - expected) < 1e-3 and expected != 0
+    assert paired["perplexity"]["conversations"] == 4 and paired["embedding_score"]["items"] == len(replies) // 2
+    assert {"perplexity_text", "chrf"} <= set(paired)
