@@ -84,3 +84,26 @@ def test_base_vs_finetuned_comparison_reports_the_known_change_for_each_metric()
     assert abs(result["chrf"]["difference"] - (100 - chrf(base_replies, refs))) < 0.01 and result["chrf"]["p_value"] < 0.01
     table = "\n".join(paired_table({"models": {"m": {"finetuned_minus_base": result}}}))
     assert "| m | 0." in table and "(p=0.001)" in table
+
+
+def test_report_shows_the_capped_scope_and_the_paired_table(tmp_path):
+    import json
+
+    from hiwar.evaluation.report import write_report
+
+    scores = lambda ppl: {"perplexity": ppl, "embedding_score": 0.8, "embedding_score_ci95": [0.79, 0.81],
+                          "embedding_score_rescaled": 0.1, "embedding_score_rescaled_ci95": [0.05, 0.15], "chrf": 5.0}
+    diff = {"difference": 0.02, "ci95": [0.01, 0.03], "p_value": 0.002}
+    ratio = {"ratio": 0.7, "ratio_ci95": [0.65, 0.75], "p_value": 0.001}
+    evaluate = {"test_conversations": 30, "test_conversations_total": 120, "assistant_turns": 100,
+                "turns_per_index": {}, "embedding_baseline": 0.85, "embedding_baseline_ci95": [0.84, 0.86],
+                "embedding_baseline_pairs": 2000,
+                "models": {"m": {"base": scores(300.0), "finetuned": scores(210.0),
+                                 "finetuned_minus_base": {"perplexity": ratio, "perplexity_text": ratio,
+                                                          "embedding_score": diff, "chrf": diff}}}}
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/evaluate.json").write_text(json.dumps(evaluate))
+    text = write_report(tmp_path, tmp_path / "reports").read_text()
+    assert "30 of 120 conversations (capped" in text and "2000 pairs" in text
+    assert "| m | finetuned | - | 210.00 |" in text and "finetuned_minus_base" not in text
+    assert "| m | 0.700 [0.650, 0.750] (p=0.001) |" in text

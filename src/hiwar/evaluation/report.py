@@ -20,7 +20,8 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
     lines = ["| model | variant | method | perplexity (within model) | embedding score [95% CI] | rescaled [95% CI] "
              "| chrF | human score [95% CI] |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [(name, kind, scores) for group in ("models", "baselines")
-            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()]
+            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()
+            if kind != "finetuned_minus_base"]  # the paired comparison has its own table
     for name, kind, s in rows:
         method = train.get(name, {}).get("method", "-") if kind == "finetuned" else "-"
         rated = human.get(f"{name}_{kind}")
