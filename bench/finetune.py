@@ -92,9 +92,10 @@ def common_args(out: str, batch: int = BATCH) -> dict:
 class Counted:
     """Trainer mixin: counts the real and the trained tokens of every batch it trains on."""
 
-    real = trained = steps = 0
+    real = trained = steps = positions = 0
 
     def training_step(self, model, inputs, *args, **kwargs):
+        Counted.positions += inputs["input_ids"].numel()  # padding included: what the model computes on
         if "_padding" in inputs:  # packed rows: no attention mask, the collator noted the padding
             Counted.real += inputs["input_ids"].numel() - int(inputs.pop("_padding"))
         else:
@@ -113,17 +114,17 @@ class PackedCollator(PadCollator):
         return batch
 
 
-def timed(trainer) -> tuple[float, int, int, int]:
+def timed(trainer) -> tuple[float, int, int, int, int]:
     a = trainer.args  # as the trainer will run, after each config's own defaults
     assert not (a.bf16 or a.fp16 or a.activation_checkpointing) and a.gradient_accumulation_steps == 1, a
-    Counted.real = Counted.trained = Counted.steps = 0
+    Counted.real = Counted.trained = Counted.steps = Counted.positions = 0
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    return seconds, Counted.real, Counted.trained, Counted.steps
+    return seconds, Counted.real, Counted.trained, Counted.steps, Counted.positions
 
 
-def run_hiwar(tokenizer, examples, packed: bool = False, batch: int = BATCH) -> tuple[float, int, int, int]:
+def run_hiwar(tokenizer, examples, packed: bool = False, batch: int = BATCH) -> tuple[float, int, int, int, int]:
     HiwarTrainer, _ = _trainer_classes()
 
     class Trainer(Counted, HiwarTrainer):
@@ -139,7 +140,7 @@ def run_hiwar(tokenizer, examples, packed: bool = False, batch: int = BATCH) -> 
         return timed(trainer)
 
 
-def run_trl(tokenizer, frame, metrics: bool) -> tuple[float, int, int, int]:
+def run_trl(tokenizer, frame, metrics: bool) -> tuple[float, int, int, int, int]:
     from datasets import Dataset
     from transformers import Trainer as PlainTrainer
     from trl import SFTConfig, SFTTrainer
@@ -224,8 +225,8 @@ def main():
 
     def side(name, run):
         def measure() -> float:
-            seconds, real, trained, steps = run()
-            tokens.setdefault(name, []).append((real, trained, seconds, steps))
+            seconds, real, trained, steps, positions = run()
+            tokens.setdefault(name, []).append((real, trained, seconds, steps, positions))
             return real / seconds
         return measure
 
@@ -237,13 +238,14 @@ def main():
     }, args.repeats)
     print("real tokens/s (padding excluded):")
     summarize(rates, "real tokens/s", [("hiwar padding", "TRL"), ("TRL without metrics", "TRL"),
-                                       ("hiwar packing", "hiwar padding")])
+                                       ("hiwar padding", "TRL without metrics"), ("hiwar packing", "hiwar padding")])
     print("trained (assistant) tokens/s; work per run (one epoch) and per optimizer step:")
     for name, runs in tokens.items():
-        real, trained, _, steps = runs[-1]
-        rates = [t / s for _, t, s, _ in runs[1:]]  # the measured rounds, not the warm-up
+        real, trained, _, steps, positions = runs[-1]
+        rates = [t / s for _, t, s, _, _ in runs[1:]]  # the measured rounds, not the warm-up
         print(f"  {name}: {np.median(rates):,.0f} [{min(rates):,.0f}, {max(rates):,.0f}] trained tokens/s; "
-              f"{real:,} real and {trained:,} trained tokens in {steps} steps = {real / steps:,.0f} real tokens per step")
+              f"{real:,} real and {trained:,} trained tokens in {steps} steps = {real / steps:,.0f} real tokens per step; "
+              f"{positions:,} positions computed with padding ({real / positions:.0%} real)")
     print("goals: hiwar / TRL >= 1; packing / padding >= 1.5 at equal tokens per step")
     pipeline_packing(bundled)
 

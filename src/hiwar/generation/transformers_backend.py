@@ -62,7 +62,7 @@ def file_sha256(file: Path) -> str:
 def model_revision(source: str) -> str | None:
     """A local model's fingerprint, for the cache key: the sha256 of every file, whole, so retrained weights
     never reuse old answers whichever byte changed. Hashes are cached by path, size and mtime/ctime, so only the
-    first request after a change reads the weights (about 1 s per GB)."""
+    first request after a change reads the weights."""
     import hashlib
 
     path = Path(source)
