@@ -17,6 +17,7 @@ def main():
     total = len(test)
     if params.max_conversations:
         test = test.head(params.max_conversations)
+        print(f"evaluate: the first {len(test)} of {total} test conversations (evaluate.max_conversations)")
     metrics, replies, per_topic, per_turn = evaluate(test, finetune, params, total)
     write_parquet("data/eval/replies.parquet", replies)
     for variant in per_topic:

@@ -6,7 +6,8 @@ fine-tuned model was taught; conversations longer than the model's context are s
 The embedding score is hiwar's documented reconstruction of the paper's RAVEN (the paper's definition is
 not available): for every held-out assistant turn the model replies to the reference history; reply and
 reference are embedded with a multilingual sentence encoder; the score is the mean cosine, also reported
-rescaled against the similarity of random reference pairs, b: (s - b) / (1 - b), with a bootstrap 95% CI.
+rescaled against the similarity of random reference pairs from different conversations, b: (s - b) / (1 - b).
+Intervals resample conversations (evaluation/stats.py), since turns of one conversation are not independent.
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ def chrf(replies: list[str], references: list[str]) -> float:
 
 def chrf_statistics(replies: list[str], references: list[str]) -> np.ndarray:
     """Per-turn chrF counts (hypothesis, reference and matched n-grams per order), one row per turn: corpus
-    chrF is a function of their column sums, so any resample of conversations is scored exactly."""
+    chrF is a function of their column sums, so any resample of conversations is scored exactly. Uses
+    sacrebleu's own statistics methods (underscored; requirements.txt pins sacrebleu, and a test checks the
+    sums against corpus_score)."""
     from sacrebleu.metrics import CHRF
 
     return np.asarray(CHRF()._extract_corpus_statistics(list(replies), [list(references)]), dtype=float)
