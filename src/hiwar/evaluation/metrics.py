@@ -232,12 +232,14 @@ def baseline_draws(baseline: dict, conversations: list, weights: np.ndarray) -> 
     number = {c: k for k, c in enumerate(dict.fromkeys(conversations))}
     of = np.array([number[c] for c in conversations])
     pair_weight = weights[:, of[baseline["i"]]] * weights[:, of[baseline["j"]]]
-    return (pair_weight @ baseline["cosines"]) / np.maximum(pair_weight.sum(axis=1), 1e-12)
+    total = pair_weight.sum(axis=1)
+    # A round that drew one conversation only (possible in tiny splits) has no pair: no b, left out.
+    return np.where(total > 0, pair_weight @ baseline["cosines"] / np.maximum(total, 1e-12), np.nan)
 
 
 def baseline_ci(baseline: dict, conversations: list, rounds: int, seed: int) -> list[float]:
     weights = cluster_resample_weights(len(set(conversations)), rounds, seed)
-    return [round(float(q), 4) for q in np.quantile(baseline_draws(baseline, conversations, weights), [0.025, 0.975])]
+    return [round(float(q), 4) for q in np.nanquantile(baseline_draws(baseline, conversations, weights), [0.025, 0.975])]
 
 
 def rescale(score, baseline: float):
@@ -258,7 +260,7 @@ def embedding_score(replies: np.ndarray, references: np.ndarray, baseline: dict,
         "embedding_score": round(float(cosines.mean()), 4),
         "embedding_score_ci95": [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])],
         "embedding_score_rescaled": round(float(rescale(cosines.mean(), baseline["b"])), 4),
-        "embedding_score_rescaled_ci95": [round(float(q), 4) for q in np.quantile(rescaled, [0.025, 0.975])],
+        "embedding_score_rescaled_ci95": [round(float(q), 4) for q in np.nanquantile(rescaled, [0.025, 0.975])],
         "turns": int(len(cosines)),
     }
 
