@@ -70,9 +70,11 @@ def _ppl(nlls) -> float:
 
 def score_tokens(model, tokenizer, conversations: list[list[dict]], stride: int | None = None) -> dict:
     """Every scored (assistant) token's NLL with its conversation index, assistant-turn number (from 1) and
-    whether it is a chat-format token (role marker or end marker) rather than text."""
+    whether it is a chat-format token (role marker, end marker, any special token) rather than text."""
     context = context_length(model)
-    markers = set(tokenizer.convert_tokens_to_ids(ROLE_TOKENS))
+    # hiwar's role and end markers, and any special token (a baseline's own template markers, e.g. an end token)
+    vocab = tokenizer.get_vocab()
+    markers = {vocab[t] for t in ROLE_TOKENS if t in vocab} | set(tokenizer.all_special_ids)
     columns = {"nll": [], "conversation": [], "turn": [], "format": []}
     for index, messages in enumerate(tqdm(conversations, desc="perplexity", unit="conv", dynamic_ncols=True)):
         enc = encode(tokenizer, messages, max_length=10**9)
