@@ -4,7 +4,8 @@ GPU: `python -m hiwar.loopback --port 8000`.
 It answers /v1/completions and /v1/chat/completions with a bundled conversation chosen by a hash of the prompt
 and the request's seed (the same request always gets the same answer), after a fixed latency. On request it
 misbehaves at random like real servers do: 429 with Retry-After, 500, answers that come too late, malformed
-JSON, empty text. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
+JSON, empty text. With a capacity k it works on at most k requests at once and queues the rest, as a GPU
+server with k batch slots does, so adding servers adds capacity rather than only requests in flight. Every request is appended to a JSON-lines log (prompt hash, seed, what was done), which
 the tests use to count what was sent.
 
 With --judge it also plays an LLM judge with known flaws (hiwar.judge): a request carrying the judge
@@ -71,7 +72,7 @@ def judge_answer(prompt: str, seed, first_share: float, malformed_share: float) 
 def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, hang: float = 5.0,
               retry_after: float = 0.05, api_key: str | None = None, log: str | None = None, rng_seed: int = 0,
               name: str = "loopback", judge: bool = False, judge_first_share: float = 0.0,
-              judge_malformed_share: float = 0.0):
+              judge_malformed_share: float = 0.0, capacity: int | None = None):
     from aiohttp import web
 
     from hiwar.generation.prompts import format_dialogue
@@ -81,6 +82,7 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
     faults = faults or {}
     rng = random.Random(rng_seed)
     log_file = open(log, "a", encoding="utf-8") if log else None
+    slots = None  # asyncio.Semaphore(capacity), made inside the server's event loop on first use
 
     def record(entry: dict) -> None:
         if log_file:
@@ -101,7 +103,14 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
                 fault = kind
                 break
         record({"server": name, "request": digest[:16], "seed": body.get("seed"), "fault": fault})
-        await asyncio.sleep(hang if fault == "timeout" else latency)
+        nonlocal slots
+        if capacity and slots is None:
+            slots = asyncio.Semaphore(capacity)
+        if slots is None:
+            await asyncio.sleep(hang if fault == "timeout" else latency)
+        else:
+            async with slots:  # the others wait in line, as at a busy server
+                await asyncio.sleep(hang if fault == "timeout" else latency)
         if fault == "429":
             return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": str(retry_after)})
         if fault == "500":
@@ -150,6 +159,8 @@ def main(argv=None) -> None:
                         help="share of pairwise items on which the judge prefers the first reply")
     parser.add_argument("--judge-malformed-share", type=float, default=0.0,
                         help="share of judge requests answered with malformed JSON")
+    parser.add_argument("--capacity", type=int, default=None,
+                        help="serve at most this many requests at once and queue the rest (default: no limit)")
     for kind in FAULTS:
         parser.add_argument(f"--p-{kind}", type=float, default=0.0, help=f"share of requests answered with: {kind}")
     args = parser.parse_args(argv)
@@ -160,7 +171,7 @@ def main(argv=None) -> None:
                                          retry_after=args.retry_after, api_key=args.api_key, log=args.log,
                                          rng_seed=args.seed, name=args.name, judge=args.judge,
                                          judge_first_share=args.judge_first_share,
-                                         judge_malformed_share=args.judge_malformed_share),
+                                         judge_malformed_share=args.judge_malformed_share, capacity=args.capacity),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)

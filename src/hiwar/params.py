@@ -208,12 +208,13 @@ class Baseline(Section):
 
 class EvaluateParams(Section):
     seed: int
-    max_conversations: int = Field(ge=1)
+    max_conversations: int | None = Field(default=None, ge=1)  # null: the whole test split
     max_new_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     encoder: str
     bootstrap: int = Field(ge=10)
     baselines: dict[str, Baseline]
+    stride: int | None = Field(default=None, ge=1)  # perplexity windows start this far apart; null: half the context
 
 
 # --- rating (human evaluation) ----------------------------------------------------------------------------

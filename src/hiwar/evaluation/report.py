@@ -20,7 +20,8 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
     lines = ["| model | variant | method | perplexity (within model) | embedding score [95% CI] | rescaled [95% CI] "
              "| chrF | human score [95% CI] |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [(name, kind, scores) for group in ("models", "baselines")
-            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()]
+            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()
+            if kind != "finetuned_minus_base"]  # the paired comparison has its own table
     for name, kind, s in rows:
         method = train.get(name, {}).get("method", "-") if kind == "finetuned" else "-"
         rated = human.get(f"{name}_{kind}")
@@ -29,6 +30,29 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
                      f"{_ci(s['embedding_score_ci95'])} | {s['embedding_score_rescaled']:.3f} "
                      f"{_ci(s['embedding_score_rescaled_ci95'])} | {s['chrf']:.1f} | {human_cell} |")
     return "\n".join(lines)
+
+
+def paired_table(evaluate: dict) -> list[str]:
+    """Fine-tuned minus base on the same turns: difference, 95% CI (conversations resampled), p-value."""
+    rows = [(name, kinds["finetuned_minus_base"]) for name, kinds in evaluate.get("models", {}).items()
+            if "finetuned_minus_base" in kinds]
+    if not rows:
+        return []
+    lines = ["## Fine-tuned vs base, paired on the same turns", "",
+             "Perplexity as the ratio fine-tuned / base (below 1: fine-tuning lowered it), on all assistant tokens "
+             "and on text tokens only (without the role and end markers); the embedding score and chrF as "
+             "differences. 95% intervals resample conversations; p-values come from a permutation test that "
+             "swaps base and fine-tuned within conversations.", "",
+             "| model | perplexity ratio [95% CI] (p) | text-only ratio [95% CI] (p) | embedding score diff [95% CI] (p) "
+             "| chrF diff [95% CI] (p) |", "| --- | --- | --- | --- | --- |"]
+    for name, d in rows:
+        cells = []
+        for key, value, ci in (("perplexity", "ratio", "ratio_ci95"), ("perplexity_text", "ratio", "ratio_ci95"),
+                               ("embedding_score", "difference", "ci95"), ("chrf", "difference", "ci95")):
+            e = d.get(key)
+            cells.append(f"{e[value]:.3f} {_ci(e[ci])} (p={e['p_value']:.3g})" if e else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def generation_section(generate: dict, run: dict) -> list[str]:
@@ -142,6 +166,11 @@ def quality_section(quality: dict) -> list[str]:
             "What these figures do and do not say: docs/quality.md; per topic and country: `dvc plots show`.", ""]
 
 
+def scope(evaluate: dict) -> str:
+    n, total = evaluate["test_conversations"], evaluate.get("test_conversations_total", evaluate["test_conversations"])
+    return f"{n} conversations" if n == total else f"{n} of {total} conversations (capped by evaluate.max_conversations)"
+
+
 def write_report(root: Path, out: Path) -> Path:
     evaluate = read_json(root / "metrics/evaluate.json")
     if evaluate is None:
@@ -154,9 +183,13 @@ def write_report(root: Path, out: Path) -> Path:
     images = charts(root / "plots/evaluate", out)
     text = [
         "# hiwar evaluation report", "",
-        f"Test split: {evaluate['test_conversations']} conversations, {evaluate['assistant_turns']} assistant turns. "
-        f"Embedding baseline b (random reference pairs) = {evaluate['embedding_baseline']}; rescaled = (s - b) / (1 - b).",
-        "", table(evaluate, train, ratings), "",
+        f"Test split: {scope(evaluate)}, {evaluate['assistant_turns']} assistant turns. "
+        f"Embedding baseline b (random pairs of references from different conversations"
+        f"{', ' + str(evaluate['embedding_baseline_pairs']) + ' pairs' if 'embedding_baseline_pairs' in evaluate else ''}) = "
+        f"{evaluate['embedding_baseline']}"
+        f"{' ' + _ci(evaluate['embedding_baseline_ci95']) if 'embedding_baseline_ci95' in evaluate else ''}; "
+        "rescaled = (s - b) / (1 - b). Intervals resample conversations.",
+        "", table(evaluate, train, ratings), "", *paired_table(evaluate),
         "Perplexity compares a base model with its fine-tuned self only (tokenizers differ). The embedding score "
         "is hiwar's reconstruction of the paper's RAVEN (its definition is not available); its values are not "
         "comparable with the paper's.", "",
