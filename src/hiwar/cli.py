@@ -26,9 +26,9 @@ class Group(click.Group):
 def main():
     """hiwar (حوار): Arabic multi-turn dialogue datasets from an LLM, and proof of whether they help.
 
-    Run the pipeline with `dvc repro` (stages: models, grid, generate, clean, split, quality, finetune@<model>,
-    evaluate, ratings);
-    compare variants with `dvc exp run -S key=value` and `dvc exp show`.
+    Run the pipeline with `./run pipeline` or `dvc repro` (stages: models, grid, generate, clean, split, quality,
+    judge, finetune@<model>, evaluate, rating, judge-compare); compare variants with `dvc exp run -S key=value`
+    and `hiwar compare`.
     """
 
 
