@@ -49,3 +49,37 @@ def latin_words(text: str) -> list[str]:
 def match_key(text: str) -> str:
     """The form texts are compared in: Arabic-normalised (teh marbuta included) and lower-cased."""
     return normalize(text, teh_marbuta=True).lower()
+
+
+# --- Latin script inside Arabic turns ------------------------------------------------------------------
+# Arabic writers put names, brands, model numbers, web addresses, abbreviations and units in Latin letters,
+# and often add the English term in parentheses after its Arabic translation. None of that is English
+# drift. What is left once those are taken out, lower-case Latin words, is Latin prose.
+_TLDS = "com|org|net|gov|edu|io|ai|app|info|me|co|sa|eg|ae|ma|jo|qa|kw|om|bh|lb|tn|dz|iq|sy|ps|ly|sd|ye|uk|fr|de"
+_NAMES = re.compile(
+    r"(?:https?://|www\.)\S+"                                   # web address
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"                             # email address
+    rf"|\b[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/\S*)?"          # bare domain: noon.com, moh.gov.sa
+    r"|\(\s*[A-Za-z][^()\u0600-\u06FF]{0,60}\)"                 # (English term) after its translation
+    r"|\b[A-Za-z]*[A-Z0-9][A-Za-z0-9]*(?:[-+.'’&][A-Za-z0-9]+)*\b"  # iPhone, Samsung, S24, GPT-4, PDF, USB-C
+    r"|(?<=\d)\s?(?:km|kg|cm|mm|mg|ml|gb|mb|kb|tb|hz|ghz|mhz|kwh|mah|am|pm|m|g|l)\b"  # units after numbers
+    r"|\b(?:vs|etc|e\.g|i\.e)\b\.?"
+)
+
+
+def strip_latin_names(text: str) -> str:
+    """The text without the Latin-script names, addresses, terms in parentheses and units that are normal
+    in Arabic writing (see above)."""
+    return _NAMES.sub(" ", text)
+
+
+def prose_arabic_ratio(text: str) -> float:
+    """`arabic_ratio` of the text once Latin names and terms are taken out (of the whole text when nothing
+    but names is left)."""
+    rest = strip_latin_names(text)
+    return arabic_ratio(rest) if LETTERS.search(rest) else arabic_ratio(text)
+
+
+def latin_prose_words(text: str) -> list[str]:
+    """Latin words that are prose, not names: lower-case words outside addresses and parentheses."""
+    return latin_words(strip_latin_names(text))
