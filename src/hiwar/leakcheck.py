@@ -1,0 +1,136 @@
+"""A leak check that shares nothing with the split's grouping.
+
+The grouping links conversations by MinHash over character n-grams of whole conversations. This check
+looks at words instead: it hashes every normalised turn of at least `min_turn_words` words ("turn"), and
+every word 8-gram and 13-gram inside a turn, and counts, for each pair of splits, the conversations of the
+later split that share at least one of them with the earlier split. Two conversations that are different
+as a whole but share one long turn word for word pass the grouping and are caught here.
+
+Memory stays bounded: only the validation and test conversations' hashes are held; train is streamed.
+What the split does with a leak (see `fix`): a validation or test conversation that shares a turn or a
+13-gram with train, or a test conversation that shares one with validation, moves to train, and so does
+anything that then shares one with a moved conversation. 8-grams are counted, not acted on: eight words in
+a row can be a set phrase (a proverb, a formula of politeness) that two honest conversations both use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import numpy as np
+
+from hiwar.arabic import normalize
+
+KINDS = ("turn", "8gram", "13gram")
+ACTED_ON = ("turn", "13gram")
+PAIRS = (("train", "validation"), ("train", "test"), ("validation", "test"))
+WORD = re.compile(r"[^\W_]+")
+_PRIME = np.uint64(0x100000001B3)
+
+
+def _word_hashes(words: list[str]) -> np.ndarray:
+    # Python's str hash is salted per process, which is fine: hashes are only compared within one run.
+    return np.fromiter((hash(w) for w in words), dtype=np.int64, count=len(words)).view(np.uint64)
+
+
+def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
+    """The sorted unique 64-bit hashes of a conversation's long turns and of its word 8- and 13-grams."""
+    found = {kind: [] for kind in KINDS}
+    for message in messages:
+        words = WORD.findall(normalize(message["content"]).lower())
+        if len(words) < min_turn_words:
+            continue
+        hashes = _word_hashes(words)
+        with np.errstate(over="ignore"):
+            found["turn"].append(np.array([hash(" ".join(words))], dtype=np.int64).view(np.uint64))
+            for n, kind in ((8, "8gram"), (13, "13gram")):
+                if len(words) >= n:
+                    windows = np.lib.stride_tricks.sliding_window_view(hashes, n)
+                    found[kind].append(windows @ (_PRIME ** np.arange(n, dtype=np.uint64)))
+    return {kind: np.unique(np.concatenate(v)) if v else np.empty(0, np.uint64) for kind, v in found.items()}
+
+
+class HeldOut:
+    """The hashes of one held-out split (validation or test), with the row each came from."""
+
+    def __init__(self, rows: list[dict[str, np.ndarray]]):
+        self.n = len(rows)
+        self.hashes, self.rows = {}, {}
+        for kind in KINDS:
+            counts = [len(r[kind]) for r in rows]
+            values = np.concatenate([r[kind] for r in rows]) if rows else np.empty(0, np.uint64)
+            owner = np.repeat(np.arange(self.n), counts)
+            order = np.argsort(values, kind="stable")
+            self.hashes[kind], self.rows[kind] = values[order], owner[order]
+
+    def rows_sharing(self, kind: str, other: np.ndarray) -> np.ndarray:
+        """Boolean per row: the row has a hash of this kind that is in `other` (sorted unique)."""
+        mask = np.zeros(self.n, bool)
+        hashes = self.hashes[kind]
+        if len(hashes) and len(other):
+            at = np.clip(np.searchsorted(other, hashes), 0, len(other) - 1)
+            mask[self.rows[kind][other[at] == hashes]] = True
+        return mask
+
+    def union(self, kind: str, rows: np.ndarray) -> np.ndarray:
+        """Sorted unique hashes of this kind held by the rows where `rows` is true."""
+        return np.unique(self.hashes[kind][rows[self.rows[kind]]])
+
+
+def check(held: dict[str, list], train_batches: Iterable[list], min_turn_words: int = 8) -> dict:
+    """Leaks between train (streamed in batches of `messages`) and the held-out splits (`messages` lists by
+    split name), before and after the fix. Returns counts and, per held-out split, the rows to move."""
+    parts = {name: HeldOut([features(m, min_turn_words) for m in rows]) for name, rows in held.items()}
+    with_train = {name: {kind: np.zeros(part.n, bool) for kind in KINDS} for name, part in parts.items()}
+    for batch in train_batches:
+        feats = [features(m, min_turn_words) for m in batch]
+        for kind in KINDS:
+            batch_hashes = np.unique(np.concatenate([f[kind] for f in feats])) if feats else np.empty(0, np.uint64)
+            for name, part in parts.items():
+                with_train[name][kind] |= part.rows_sharing(kind, batch_hashes)
+    before = _counts(parts, with_train, {name: np.zeros(p.n, bool) for name, p in parts.items()})
+    moved = _fix(parts, with_train)
+    after = _counts(parts, with_train, moved)
+    return {"before": before, "after": after, "moved": {name: np.flatnonzero(m).tolist() for name, m in moved.items()}}
+
+
+def _counts(parts: dict[str, HeldOut], with_train: dict, moved: dict[str, np.ndarray]) -> dict:
+    """Per pair of splits and kind: conversations of the later split sharing a hash with the earlier one,
+    once the rows in `moved` are in train."""
+    moved_hashes = {kind: np.unique(np.concatenate([p.union(kind, moved[n]) for n, p in parts.items()]))
+                    for kind in KINDS}
+    counts = {}
+    for first, second in PAIRS:
+        key = f"{first}/{second}"
+        part, stays = parts[second], ~moved[second]
+        counts[key] = {}
+        for kind in KINDS:
+            if first == "train":
+                hit = with_train[second][kind] | part.rows_sharing(kind, moved_hashes[kind])
+            else:
+                hit = part.rows_sharing(kind, parts[first].union(kind, ~moved[first]))
+            counts[key][kind] = int((hit & stays).sum())
+    return counts
+
+
+def _fix(parts: dict[str, HeldOut], with_train: dict) -> dict[str, np.ndarray]:
+    """Rows of validation and test to move to train (see the module's docstring), to a fixed point."""
+    moved = {name: np.zeros(p.n, bool) for name, p in parts.items()}
+    for name in parts:
+        for kind in ACTED_ON:
+            moved[name] |= with_train[name][kind]
+    if "validation" in parts and "test" in parts:
+        for kind in ACTED_ON:
+            moved["test"] |= parts["test"].rows_sharing(kind, parts["validation"].union(kind, ~moved["validation"]))
+    while True:
+        grew = False
+        for kind in ACTED_ON:
+            taken = np.unique(np.concatenate([p.union(kind, moved[n]) for n, p in parts.items()]))
+            for name, part in parts.items():
+                new = part.rows_sharing(kind, taken) & ~moved[name]
+                if new.any():
+                    moved[name] |= new
+                    grew = True
+        if not grew:
+            return moved
