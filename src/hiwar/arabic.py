@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import numpy as np
+
 # One translation table does the per-character work in a single pass: alef/hamza forms to bare alef,
 # alef maqsura to yeh, Persian/Urdu yeh and kaf to their Arabic forms, Arabic-Indic and Eastern digits to
 # ASCII, and tatweel, tashkeel and invisible controls deleted.
@@ -26,12 +28,25 @@ LETTERS = re.compile(r"[^\W\d_]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
+def _lookup(*tables: dict) -> np.ndarray:
+    """The translation tables as one array over UTF-16 code units (0 = delete); str.translate with a dict
+    costs a dict lookup per character, an array lookup over the whole text is about twice as fast."""
+    lut = np.arange(65536, dtype=np.uint16)
+    for table in tables:
+        for code, value in table.items():
+            lut[code] = 0 if value is None else ord(value)
+    return lut
+
+
+_LUT = {False: _lookup(TABLE), True: _lookup(TABLE, TEH_MARBUTA)}
+
+
 def normalize(text: str, teh_marbuta: bool = False) -> str:
     """Canonical form for matching: NFKC, no tashkeel/tatweel/invisibles, unified letter variants,
     collapsed whitespace. `teh_marbuta=True` also maps ة to ه (an optional CAMeL-style step)."""
-    text = unicodedata.normalize("NFKC", text).translate(TABLE)
-    if teh_marbuta:
-        text = text.translate(TEH_MARBUTA)
+    text = unicodedata.normalize("NFKC", text)
+    units = _LUT[teh_marbuta][np.frombuffer(text.encode("utf-16-le", "surrogatepass"), np.uint16)]
+    text = units[units != 0].tobytes().decode("utf-16-le", "surrogatepass")
     return " ".join(text.split())
 
 
@@ -67,10 +82,13 @@ _NAMES = re.compile(
 )
 
 
+_ASCII_ALNUM = re.compile(r"[A-Za-z]")
+
+
 def strip_latin_names(text: str) -> str:
     """The text without the Latin-script names, addresses, terms in parentheses and units that are normal
     in Arabic writing (see above)."""
-    return _NAMES.sub(" ", text)
+    return _NAMES.sub(" ", text) if _ASCII_ALNUM.search(text) else text
 
 
 def prose_arabic_ratio(text: str) -> float:

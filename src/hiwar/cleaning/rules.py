@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from hiwar.arabic import latin_prose_words, match_key, normalize, prose_arabic_ratio
+from hiwar.arabic import LETTERS, arabic_ratio, latin_words, match_key, normalize, strip_latin_names
 from hiwar.params import CleanParams
 
 PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
@@ -92,9 +92,10 @@ def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> 
             reasons.add("turn_too_short")
         if len(text) > params.max_turn_chars:
             reasons.add("turn_too_long")
-        if WORD.search(text) and prose_arabic_ratio(text) < params.min_arabic_ratio:  # a turn with words
+        prose = strip_latin_names(text)  # Latin names, addresses and terms are normal Arabic writing
+        if WORD.search(text) and arabic_ratio(prose if LETTERS.search(prose) else text) < params.min_arabic_ratio:
             reasons.add("low_arabic_ratio")
-        elif len(latin_prose_words(text)) > params.max_latin_words:
+        elif len(latin_words(prose)) > params.max_latin_words:
             reasons.add("latin_leakage")
         if has_placeholder(key):
             reasons.add("placeholder")
