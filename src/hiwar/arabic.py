@@ -76,6 +76,7 @@ _NAMES = re.compile(
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"                             # email address
     rf"|\b[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/\S*)?"          # bare domain: noon.com, moh.gov.sa
     r"|\(\s*[A-Za-z][^()\u0600-\u06FF]{0,60}\)"                 # (English term) after its translation
+    r"|\{\{?[\w ]{1,40}\}\}?|\[[A-Za-z_ ]{1,40}\]|<[A-Za-z_ ]{1,40}>"  # a template slot ({name}), judged apart
     r"|\b[A-Za-z]*[A-Z0-9][A-Za-z0-9]*(?:[-+.'’&][A-Za-z0-9]+)*\b"  # iPhone, Samsung, S24, GPT-4, PDF, USB-C
     r"|(?<=\d)\s?(?:km|kg|cm|mm|mg|ml|gb|mb|kb|tb|hz|ghz|mhz|kwh|mah|am|pm|m|g|l)\b"  # units after numbers
     r"|\b(?:vs|etc|e\.g|i\.e)\b\.?"

@@ -36,15 +36,15 @@ REQUIRED = ["conversation_id", "raw_text", "finish_reason"]
 def decide(row: dict, params: CleanParams) -> tuple[list[dict], list[str], list[str], bool]:
     """Parsed messages, their match keys, reason codes (before dedup), and whether a cut turn was trimmed.
 
-    A last turn cut mid-sentence (finish_reason "length", or a cut seen in the text) is dropped with the
-    unanswered user turn before it; if what is left is rejected, the first reason is `truncated`."""
+    A last turn cut mid-sentence (seen in the text; with finish_reason "length", any last turn that does not
+    end a sentence) is dropped with the unanswered user turn before it; if what is left is rejected, the first reason is `truncated`."""
     if row["finish_reason"] == "error":
         return [], [], ["generation_failed"], False
     if not str(row["raw_text"] or "").strip():
         return [], [], ["empty_output"], False
     messages = parse_dialogue(row["raw_text"], row.get("prompt"))
-    trimmed = bool(messages) and (row["finish_reason"] == "length" or
-                                  looks_cut(messages[-1]["content"], [m["content"] for m in messages[:-1]]))
+    trimmed = bool(messages) and looks_cut(messages[-1]["content"], [m["content"] for m in messages[:-1]],
+                                           hit_limit=row["finish_reason"] == "length")
     if trimmed:
         messages = trim_truncated(messages)
         if not messages:

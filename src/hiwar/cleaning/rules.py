@@ -17,14 +17,14 @@ PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص ه�
 # The order of causes: a rejected row's first reason is the one that explains the others (a cut
 # generation, then what the model wrote instead of a dialogue, then the dialogue's shape, then its turns).
 CAUSES = ["generation_failed", "empty_output", "truncated", "unparseable", "refusal", "meta_talk",
-          "low_arabic_ratio", "latin_leakage", "placeholder", "repetition", "empty_turn", "bad_alternation",
+          "placeholder", "low_arabic_ratio", "latin_leakage", "repetition", "empty_turn", "bad_alternation",
           "too_few_exchanges", "too_many_exchanges", "turn_too_long", "turn_too_short", "exact_duplicate",
           "near_duplicate"]
 
 # An unfilled template slot: a few words in [..], {..}, {{..}} or <..> naming what should have been written
 # there (a name, a date, a place, a number), in Arabic or Latin letters. Matched on match_key text.
 _SLOT_WORDS = (r"(?:ال|و|ب|ل)?(?:اسم|تاريخ|مكان|مدينه|بلد|دوله|رقم|عنوان|مبلغ|سعر|شركه|منتج|وقت|ساعه|يوم|شهر"
-               r"|بريد|هاتف|جوال|موقع|شارع|مستشفي|جامعه|مدرسه|طبيب|شخص|فلان|هنا|ادخل|ضع|اكتب|المستخدم)"
+               r"|سنه|عام|بريد|هاتف|جوال|موقع|شارع|مستشفي|جامعه|مدرسه|طبيب|شخص|فلان|هنا|ادخل|ضع|اكتب|المستخدم)"
                r"|name|date|place|city|country|number|phone|address|amount|price|company|product|time|day|month|year"
                r"|age|email|location|insert|placeholder|your|user|x{2,}|_+")
 PLACEHOLDER = re.compile(
@@ -32,6 +32,7 @@ PLACEHOLDER = re.compile(
 _SLOT = re.compile(rf"(?:^|[\s_])(?:{_SLOT_WORDS})", re.IGNORECASE)
 
 WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more, in any script
+QUESTION = re.compile(r"[؟?]")
 
 # An assistant turn that opens by declining.
 REFUSAL = re.compile("|".join(f"(?:{p})" for p in (
@@ -46,6 +47,8 @@ META_TALK = re.compile("|".join(f"(?:{p})" for p in (
     r"نموذجا? لغوي", r"نموذجا? (لغه|ذكاء)", r"(بصفتي|كوني|ك) ?ذكاء ?ا? اصطناعي",
     r"(بصفتي|كوني) (مساعدا|نموذجا|برنامجا)", r"انا (مجرد )?(برنامج|نموذج|ذكاء اصطناعي)",
     r"اليك (المحادثه|محادثه|الحوار)", r"المحادثه المطلوبه", r"نهايه (المحادثه|الحوار)",
+    r"(كتبت|صغت|اعددت|انشات) (لك )?(هذه |هذا )?(المحادثه|الحوار)", r"كما طلبت في (التعليمات|الطلب|السؤال)",
+    r"\bi (wrote|have written|created) (this|the) (conversation|dialogue)\b",
     r"\bas an ai\b", r"\blanguage model\b", r"\bas an assistant\b", r"\bhere is (the|a) (conversation|dialogue)\b",
     r"\bend of (the )?(conversation|dialogue)\b",
 )))
@@ -81,22 +84,28 @@ def structure(messages: list[dict], params: CleanParams) -> list[str]:
 
 def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> list[str]:
     reasons = set()
+    previous = ""
     for m, key in zip(messages, keys):
-        text = m["content"].strip()
+        text, previous_turn = m["content"].strip(), previous
+        previous = text
         if text.lower() in PLACEHOLDERS:
             reasons.add("empty_turn")
             continue
-        # A short turn is fine when it is a word (a closing thanks, a one-word dialect reply); too short
-        # means no word at all: punctuation, a digit, an emoji, a letter.
-        if len(text) < params.min_turn_chars and not WORD.search(text):
+        # A short turn is fine when it is a word (a closing thanks, a one-word dialect reply, "you're
+        # welcome"); too short means no word at all, or an assistant's word or two in answer to a question.
+        if len(text) < params.min_turn_chars and (not WORD.search(text) or (
+                m["role"] == "assistant" and QUESTION.search(previous_turn))):
             reasons.add("turn_too_short")
         if len(text) > params.max_turn_chars:
             reasons.add("turn_too_long")
-        prose = strip_latin_names(text)  # Latin names, addresses and terms are normal Arabic writing
-        if WORD.search(text) and arabic_ratio(prose if LETTERS.search(prose) else text) < params.min_arabic_ratio:
-            reasons.add("low_arabic_ratio")
-        elif len(latin_words(prose)) > params.max_latin_words:
+        # Latin names, addresses and terms are normal Arabic writing; Latin prose inside a mostly Arabic
+        # turn is leakage; a turn that is not mostly Arabic (English, French, no Arabic) is low_arabic_ratio.
+        prose = strip_latin_names(text)
+        ratio = arabic_ratio(prose if LETTERS.search(prose) else text)
+        if len(latin_words(prose)) > params.max_latin_words and ratio >= 0.5:
             reasons.add("latin_leakage")
+        elif WORD.search(text) and ratio < params.min_arabic_ratio:
+            reasons.add("low_arabic_ratio")
         if has_placeholder(key):
             reasons.add("placeholder")
         if len(key.split()) >= params.repetition_min_words and \
