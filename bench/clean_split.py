@@ -156,18 +156,17 @@ def child(raw: Path, work: Path) -> None:
                       "splits": split["conversations"], "moved": split["independent_leaks"]["moved_to_train"]}))
 
 
-def timed(raw: Path) -> dict:
-    with tempfile.TemporaryDirectory() as work:
-        out = subprocess.run([sys.executable, __file__, "--child", str(raw), work], check=True,
+def timed(raw: Path, work: Path | None = None) -> dict:
+    """One run in a fresh process; its outputs go to `work` when given (else a temporary folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, __file__, "--child", str(raw), str(work or tmp)], check=True,
                              capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def detection(raw: Path, work: Path, planted: list[dict], threshold: float, ngram: int) -> None:
-    """Precision and recall of near-duplicate detection against the planted pairs, by true Jaccard band."""
-    from hiwar.cleaning import clean_file
-
-    clean_file(raw, work / "kept.parquet", work / "rejected.parquet", load_section("clean"))
+def detection(work: Path, planted: list[dict], threshold: float, ngram: int) -> None:
+    """Precision and recall of near-duplicate detection against the planted pairs, by true Jaccard band,
+    from the clean outputs in `work`."""
     kept = pd.read_parquet(work / "kept.parquet", columns=["conversation_id", "messages"])
     rejected = pd.read_parquet(work / "rejected.parquet", columns=["conversation_id", "messages", "reasons", "duplicate_of"])
     messages = dict(zip(kept["conversation_id"], kept["messages"]))
@@ -217,15 +216,15 @@ def main():
     print(f"settings: clean params {clean_params.model_dump()}, split params {load_section('split').model_dump()}; "
           f"one fresh process per run", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        raws = {}
+        raws, planted = {}, {}
         for scale in args.scales:
             raws[scale] = Path(tmp) / f"raw{scale}.parquet"
-            planted = build(PAPER * scale, raws[scale])
-            if scale == min(args.scales):
-                work = Path(tmp) / "detection"
-                work.mkdir()
-                detection(raws[scale], work, planted, clean_params.near_dup_threshold, clean_params.shingle_chars)
-        timed(raws[min(args.scales)])  # warm-up, discarded
+            planted[scale] = build(PAPER * scale, raws[scale])
+        smallest = min(args.scales)
+        work = Path(tmp) / "warm-up"
+        work.mkdir()
+        timed(raws[smallest], work)  # warm-up: its time is discarded, its outputs are judged
+        detection(work, planted[smallest], clean_params.near_dup_threshold, clean_params.shingle_chars)
         runs = {scale: [] for scale in args.scales}
         for repeat in range(args.repeats):
             for scale in args.scales:  # interleaved: 1x 10x 1x 10x ...

@@ -60,6 +60,8 @@ def strip_special_tokens(text: str) -> str:
     def role(match):
         return (match.group("role") or match.group("role2") or match.group("role3") or "").lower()
 
+    if not SPECIAL_RE.search(text):
+        return text
     bare = SPECIAL_RE.sub("\n", text)
     if len(LABEL_RE.findall(bare)) >= 2:
         return bare
