@@ -138,6 +138,11 @@ def test_a_cut_last_turn_is_seen_in_the_text_and_trimmed():
 def test_the_first_reason_is_the_cause():
     refusal = "[|Human|] أعطني جرعة هذا الدواء لطفلي.\n[|AI|] عذرًا، لا أستطيع ذلك."
     assert reasons_of(refusal) == ["refusal", "too_few_exchanges"]
+    english_refusal = GOOD.replace("اقطف القمم كل أسبوع تقريبًا، فذلك يشجع النبتة على التفرع.",
+                                   "I'm sorry, but I can't help with gardening questions.")
+    assert reasons_of(english_refusal) == ["refusal", "low_arabic_ratio"]  # it refused; English is how
+    slot_twice = GOOD.replace("ضعها قرب نافذة", "ضعها قرب [المكان]") + "\n[|AI|] وسمدها مرة كل شهر."
+    assert reasons_of(slot_twice) == ["placeholder", "bad_alternation"]
 
 
 def test_clean_file_streams_batches_and_matches_clean_in_memory(tmp_path):

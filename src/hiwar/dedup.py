@@ -1,7 +1,7 @@
 """Duplicate detection on normalised Arabic.
 
 Exact duplicates: equal normalised text. Near duplicates: MinHash over character n-grams of the normalised
-text, indexed with banded LSH; a candidate counts only when its estimated Jaccard similarity (share of
+text, indexed with banded LSH (incrementally in `NearDupIndex`, all at once in `similar_pairs`); a candidate counts only when its estimated Jaccard similarity (share of
 equal signature values) reaches the decision threshold (`decision_threshold`). Signatures are computed with numpy in one pass per text
 (multiply-shift hashing of a polynomial n-gram hash), which is what keeps paper scale fast; they are
 deterministic across processes, unlike Python's salted `hash`.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from datasketch.lsh import _optimal_param  # the (bands, rows) choice of datasketch's MinHashLSH
 
 from hiwar.arabic import match_key
 
@@ -75,18 +74,28 @@ def decision_threshold(threshold: float, num_perm: int) -> float:
     return max(threshold - 2 * math.sqrt(threshold * (1 - threshold) / num_perm), 0.0)
 
 
+def lsh_bands(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
+    """(bands, rows) of banded LSH: the most rows per band (fewest candidates to verify) such that a pair
+    truly at the threshold shares at least one whole band with probability `recall`."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold ** rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
 class NearDupIndex:
     """Texts added so far, searchable for ones similar to a new one (see `decision_threshold`).
 
-    Banded LSH: a signature is cut into `bands` bands of `rows` bins (datasketch's choice for the decision
-    threshold); texts sharing a whole band are candidates, and a candidate counts when its estimated
+    Banded LSH: a signature is cut into `bands` bands of `rows` bins (`lsh_bands`); texts sharing a whole
+    band are candidates, and a candidate counts when its estimated
     similarity reaches the decision threshold. Only signatures (uint32) and band hashes are kept."""
 
     def __init__(self, threshold: float, num_perm: int, ngram: int, seed: int = 1):
         self.threshold = threshold
         self.cut = decision_threshold(threshold, num_perm)
         self.hasher = MinHasher(num_perm, ngram, seed)
-        self.bands, self.rows = _optimal_param(self.cut, num_perm, 0.5, 0.5)
+        self.bands, self.rows = lsh_bands(threshold, num_perm)
         self.tables: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
         self.store = np.empty((1024, num_perm), dtype=np.uint32)
         self.keys: list[str] = []
@@ -155,20 +164,40 @@ def hasher_for(params) -> MinHasher:
     return MinHasher(params.minhash_perm, params.shingle_chars)
 
 
-def signature_index(threshold: float, signatures: list[np.ndarray]) -> NearDupIndex:
-    """An empty index for signatures like these (their number of bins; the n-gram size plays no part in
-    matching given signatures)."""
-    return NearDupIndex(threshold, len(signatures[0]) if len(signatures) else 1, 1)
+def similar_pairs(signatures: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) of rows of a signature matrix (one row per text) that count as similar, found
+    band by band by sorting (memory: a few arrays of one number per row, not an index)."""
+    n, num_perm = signatures.shape
+    bands, rows = lsh_bands(threshold, num_perm)
+    cut = decision_threshold(threshold, num_perm)
+    found = []
+    for band in range(bands):
+        block = np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows], dtype=np.uint32)
+        _, group = np.unique(block.view(np.dtype((np.void, 4 * rows))).ravel(), return_inverse=True)
+        order = np.argsort(group, kind="stable")
+        starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+        sizes = np.diff(np.append(starts, n))
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            members = order[start:start + size]
+            i, j = np.triu_indices(size, 1)
+            found.append(np.stack([members[i], members[j]], axis=1))
+    if not found:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pairs = np.unique(np.sort(np.concatenate(found), axis=1), axis=0)
+    similarity = np.concatenate([(signatures[pairs[k:k + 65536, 0]] == signatures[pairs[k:k + 65536, 1]]).mean(axis=1)
+                                 for k in range(0, len(pairs), 65536)])
+    keep = similarity >= cut
+    return pairs[keep, 0], pairs[keep, 1]
 
 
 def near_duplicate_clusters(keys: list[str], signatures: list[np.ndarray], threshold: float) -> dict[str, str]:
     """Cluster id (the first key of its cluster) for every key: connected components of similar pairs,
     given each key's MinHash signature."""
     components = UnionFind()
-    index = signature_index(threshold, signatures)
-    for key, signature in zip(keys, signatures):
+    for key in keys:
         components.find(key)
-        for other in index.matches(signature):
-            components.union(other, key)
-        index.add(key, signature)
+    if len(keys):
+        first, second = similar_pairs(np.stack(signatures), threshold)
+        for i, j in zip(first.tolist(), second.tolist()):
+            components.union(keys[i], keys[j])
     return {k: components.find(k) for k in keys}

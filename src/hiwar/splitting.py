@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from hiwar import leakcheck
-from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, signature_index
+from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
 from hiwar.io import atomic_path
 from hiwar.params import SplitParams
@@ -96,18 +96,17 @@ def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> dict[str
 
 
 def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray]) -> dict:
-    """Cells and near-duplicate pairs found in more than one split, checked independently of the grouping
-    (a fresh index over the finished splits). `sigs` maps conversation_id to a signature already computed."""
+    """Cells and near-duplicate pairs found in more than one split, recounted over the finished splits
+    with the grouping's own signatures and threshold (a guard against a grouping bug, not an independent
+    check: see leakcheck.py). `sigs` maps conversation_id to a signature already computed."""
     cells = {name: set(part["cell_id"]) for name, part in parts.items()}
     shared_cells = set().union(*(cells[a] & cells[b] for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:]))
-    index = signature_index(threshold, list(sigs.values()))
-    split_of, crossing = {}, 0
-    for name, part in parts.items():
-        part_sigs = [sigs[cid] for cid in part["conversation_id"]]
-        for cid, signature in zip(part["conversation_id"], part_sigs):
-            crossing += sum(split_of[other] != name for other in index.matches(signature))
-            index.add(cid, signature)
-            split_of[cid] = name
+    ids = [cid for part in parts.values() for cid in part["conversation_id"]]
+    split_of = np.array([name for name, part in parts.items() for _ in range(len(part))])
+    crossing = 0
+    if ids:
+        first, second = similar_pairs(np.stack([sigs[cid] for cid in ids]), threshold)
+        crossing = int((split_of[first] != split_of[second]).sum())
     return {"cells_in_several_splits": len(shared_cells), "near_duplicate_pairs_across_splits": crossing}
 
 
