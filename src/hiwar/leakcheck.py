@@ -35,12 +35,12 @@ def _word_hashes(words: list[str]) -> np.ndarray:
 
 
 def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
-    """The sorted unique 64-bit hashes of a conversation's long turns and of its word 8- and 13-grams
-    (n-grams inside one turn only)."""
+    """The 64-bit hashes of a conversation's long turns and of its word 8- and 13-grams (n-grams inside one
+    turn only; repeats are harmless, so they are not removed here)."""
     turns = [words for m in messages if len(words := WORD.findall(normalize(m["content"]).lower())) >= min_turn_words]
     if not turns:
         return {kind: np.empty(0, np.uint64) for kind in KINDS}
-    found = {"turn": np.unique(np.array([hash(" ".join(words)) for words in turns], dtype=np.int64).view(np.uint64))}
+    found = {"turn": np.array([hash(" ".join(words)) for words in turns], dtype=np.int64).view(np.uint64)}
     hashes = _word_hashes([w for words in turns for w in words])
     turn_of = np.repeat(np.arange(len(turns)), [len(words) for words in turns])
     for n, kind in ((8, "8gram"), (13, "13gram")):
@@ -49,7 +49,7 @@ def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
             continue
         with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as a hash should
             grams = np.lib.stride_tricks.sliding_window_view(hashes, n) @ (_PRIME ** np.arange(n, dtype=np.uint64))
-        found[kind] = np.unique(grams[turn_of[:1 - n or None] == turn_of[n - 1:]])
+        found[kind] = grams[turn_of[:1 - n or None] == turn_of[n - 1:]]
     return found
 
 
