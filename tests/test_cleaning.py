@@ -158,3 +158,16 @@ def test_clean_file_streams_batches_and_matches_clean_in_memory(tmp_path):
     assert pd.read_parquet(tmp_path / "kept.parquet")["conversation_id"].tolist() == kept["conversation_id"].tolist()
     streamed = pd.read_parquet(tmp_path / "rejected.parquet")
     assert [list(r) for r in streamed["reasons"]] == [list(r) for r in rejected["reasons"]]
+
+
+def test_a_raw_file_that_is_not_parquet_is_one_clear_error(tmp_path):
+    from hiwar.errors import HiwarError
+
+    (tmp_path / "raw.parquet").write_text("not parquet")
+    try:
+        clean_file(tmp_path / "raw.parquet", tmp_path / "kept.parquet", tmp_path / "rejected.parquet", PARAMS)
+    except HiwarError as exc:
+        assert "raw.parquet: not a readable Parquet file" in str(exc)
+    else:
+        raise AssertionError("no error")
+    assert not (tmp_path / "kept.parquet").exists()

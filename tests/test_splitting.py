@@ -113,10 +113,10 @@ SHARED = ("قبل أن تشتري سيارة مستعملة اطلب من الب
           "اعرضها على ميكانيكي تثق به قبل أن تدفع أي مبلغ مقدمًا.")
 
 
-def planted_leak(bundled):
+def planted_leak(bundled, per_cell=1, rows=(5, 41)):
     """Two conversations otherwise different that share one long answer word for word, in different cells."""
-    frame = frame_from(bundled, n_cells=60, per_cell=1)
-    for row in (5, 41):
+    frame = frame_from(bundled, n_cells=60, per_cell=per_cell)
+    for row in rows:
         messages = [dict(m) for m in frame.at[row, "messages"]]
         messages[1]["content"] = SHARED
         frame.at[row, "messages"] = messages
@@ -142,12 +142,15 @@ def test_the_check_counts_nothing_for_different_conversations(bundled):
 
 
 def test_whatever_the_seed_a_planted_leak_ends_in_one_split(bundled):
-    frame = planted_leak(bundled)
+    frame = planted_leak(bundled, per_cell=2, rows=(21, 108))  # 10-1 and 54-0, each with a cell-mate
+    groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
+    assert groups.iloc[21] != groups.iloc[108]
     acted = 0
-    for seed in range(8):
+    for seed in range(16):
         parts, report = split_with_report(frame, PARAMS.model_copy(update={"seed": seed}), sigs_of(frame))
         where = {cid: name for name, part in parts.items() for cid in part["conversation_id"]}
-        assert where["5-0"] == where["41-0"], seed
+        assert where["10-1"] == where["54-0"], seed
+        assert split_metrics(parts, 0.5)["cells_in_several_splits"] == 0, seed  # a moved row takes its cell
         assert all(v == 0 for pair in report["after"].values() for k, v in pair.items() if k != "8gram")
         acted += any(report["moved"].values())
     assert acted  # for some seed the grouping alone had put the pair in two splits

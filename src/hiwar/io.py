@@ -56,6 +56,20 @@ def read_parquet(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
     return frame
 
 
+def open_parquet(path: str | Path):
+    """A pyarrow ParquetFile to read in batches; a missing or unreadable file is one clear error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise HiwarError(f"{path}: file not found (expected the output of an earlier stage; run `dvc repro`)")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise HiwarError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
 def write_run_facts(stage: str, facts: dict) -> Path:
     """Facts about this run only (seconds, cache hits, requests sent, the step resumed from), in
     logs/runs/<stage>.json. They stay out of metrics/, so two runs with identical results give an empty

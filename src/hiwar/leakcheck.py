@@ -54,10 +54,12 @@ def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
 
 
 class HeldOut:
-    """The hashes of one held-out split (validation or test), with the row each came from."""
+    """The hashes of one held-out split (validation or test), with the row each came from, and each row's
+    leak group (rows that must stay together: a grid cell, near duplicates)."""
 
-    def __init__(self, rows: list[dict[str, np.ndarray]]):
+    def __init__(self, rows: list[dict[str, np.ndarray]], groups=None):
         self.n = len(rows)
+        self.groups = np.asarray(groups if groups is not None else range(self.n))
         self.hashes, self.rows = {}, {}
         for kind in KINDS:
             counts = [len(r[kind]) for r in rows]
@@ -80,10 +82,15 @@ class HeldOut:
         return np.unique(self.hashes[kind][rows[self.rows[kind]]])
 
 
-def check(held: dict[str, list], train_batches: Iterable[list], min_turn_words: int = 8) -> dict:
+def check(held: dict[str, list], train_batches: Iterable[list], groups: dict[str, list] | None = None,
+          min_turn_words: int = 8) -> dict:
     """Leaks between train (streamed in batches of `messages`) and the held-out splits (`messages` lists by
-    split name), before and after the fix. Returns counts and, per held-out split, the rows to move."""
-    parts = {name: HeldOut([features(m, min_turn_words) for m in rows]) for name, rows in held.items()}
+    split name), before and after the fix. Returns counts and, per held-out split, the rows to move; a row
+    moves with its whole leak group (`groups`: a group id per row, by split name), so a grid cell is never
+    cut in two."""
+    groups = groups or {}
+    parts = {name: HeldOut([features(m, min_turn_words) for m in rows], groups.get(name))
+             for name, rows in held.items()}
     with_train = {name: {kind: np.zeros(part.n, bool) for kind in KINDS} for name, part in parts.items()}
     for batch in train_batches:
         feats = [features(m, min_turn_words) for m in batch]
@@ -127,6 +134,8 @@ def _fix(parts: dict[str, HeldOut], with_train: dict) -> dict[str, np.ndarray]:
             moved["test"] |= parts["test"].rows_sharing(kind, parts["validation"].union(kind, ~moved["validation"]))
     while True:
         grew = False
+        for name, part in parts.items():  # whole groups move
+            moved[name] |= np.isin(part.groups, part.groups[moved[name]])
         for kind in ACTED_ON:
             taken = np.unique(np.concatenate([p.union(kind, moved[n]) for n, p in parts.items()]))
             for name, part in parts.items():

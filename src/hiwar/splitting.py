@@ -26,7 +26,7 @@ from tqdm import tqdm
 from hiwar import leakcheck
 from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path
+from hiwar.io import atomic_path, open_parquet
 from hiwar.params import SplitParams
 
 SPLITS = ("train", "validation", "test")
@@ -49,8 +49,9 @@ def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Se
     return pd.Series([components.find(f"conv:{cid}") for cid in ids], index=frame.index)
 
 
-def assign(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> pd.Series:
-    """The split of every row (conversation_id, cell_id and topic are all it reads), by leak-free groups."""
+def assign(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The split of every row (conversation_id, cell_id and topic are all it reads), by leak-free groups;
+    and the group of every row."""
     groups = leak_groups(frame, params.leak_threshold, sigs)
     if groups.nunique() < 3:
         raise HiwarError(f"split: only {groups.nunique()} leak-free group(s) of conversations passed cleaning; "
@@ -70,7 +71,7 @@ def assign(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> pd.Seri
     empty = [name for name in SPLITS if counts[name] == 0]
     if empty:
         raise HiwarError(f"split: {', '.join(empty)} would be empty; lower the other shares or generate more")
-    return groups.map(assignment)
+    return groups.map(assignment), groups
 
 
 def move_leaks(which: pd.Series, report: dict) -> pd.Series:
@@ -84,9 +85,10 @@ def move_leaks(which: pd.Series, report: dict) -> pd.Series:
 
 def split_with_report(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[dict, dict]:
     """Split a DataFrame in memory: the parts, and the independent leak check's report."""
-    which = assign(frame, params, sigs)
+    which, groups = assign(frame, params, sigs)
     held = {name: list(frame.loc[which == name, "messages"]) for name in SPLITS[1:]}
-    report = leakcheck.check(held, [list(frame.loc[which == "train", "messages"])])
+    report = leakcheck.check(held, [list(frame.loc[which == "train", "messages"])],
+                             {name: list(groups[which == name]) for name in SPLITS[1:]})
     which = move_leaks(which, report)
     return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}, report
 
@@ -239,7 +241,7 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise HiwarError(f"{source}: file not found (expected the output of stage `clean`; run `dvc repro`)")
-    reader = pq.ParquetFile(source)
+    reader = open_parquet(source)
     missing = [c for c in META + ["messages"] if c not in reader.schema_arrow.names]
     if missing:
         raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
@@ -251,7 +253,8 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
         sigs += [hasher.signature(conversation_text(row["messages"])) for row in rows]
     frame = pd.DataFrame(meta, columns=META)
     sigs = pd.Series(sigs, index=frame.index)
-    which = assign(frame, params, sigs).to_numpy()
+    which, groups = assign(frame, params, sigs)
+    which, groups = which.to_numpy(), groups.to_numpy()
 
     def messages_of(names):
         for offset, rows in _batches(reader, batch_rows, ["messages"]):
@@ -262,7 +265,7 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
         for i, row in enumerate(rows):
             if which[offset + i] != "train":
                 held[which[offset + i]].append(row["messages"])
-    report = leakcheck.check(held, messages_of({"train"}))
+    report = leakcheck.check(held, messages_of({"train"}), {name: groups[which == name] for name in SPLITS[1:]})
     del held
     which = move_leaks(pd.Series(which), report).to_numpy()
 

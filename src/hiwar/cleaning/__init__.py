@@ -24,7 +24,7 @@ from hiwar.cleaning.parse import looks_cut, parse_dialogue, trim_truncated
 from hiwar.cleaning.rules import by_cause, check, match_key
 from hiwar.dedup import NearDupIndex, conversation_text
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path
+from hiwar.io import atomic_path, open_parquet
 from hiwar.params import CleanParams
 
 PROVENANCE = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona",
@@ -156,7 +156,7 @@ def clean_file(source: str | Path, kept_path: str | Path, rejected_path: str | P
     source = Path(source)
     if not source.is_file():
         raise HiwarError(f"{source}: file not found (expected the output of stage `generate`; run `dvc repro`)")
-    reader = pq.ParquetFile(source)
+    reader = open_parquet(source)
     missing = [c for c in REQUIRED if c not in reader.schema_arrow.names]
     if missing:
         raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
