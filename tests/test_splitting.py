@@ -143,6 +143,7 @@ def test_the_check_counts_nothing_for_different_conversations(bundled):
 
 def test_whatever_the_seed_a_planted_leak_ends_in_one_split(bundled):
     frame = planted_leak(bundled, per_cell=2, rows=(21, 108))  # 10-1 and 54-0, each with a cell-mate
+    frame["cell_id"] = [cid.split("-")[0] for cid in frame["conversation_id"]]
     groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
     assert groups.iloc[21] != groups.iloc[108]
     acted = 0
