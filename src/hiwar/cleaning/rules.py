@@ -32,6 +32,7 @@ PLACEHOLDER = re.compile(
 _SLOT = re.compile(rf"(?:^|[\s_])(?:{_SLOT_WORDS})", re.IGNORECASE)
 
 WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more, in any script
+MOSTLY_ARABIC = 0.5  # a turn with Latin prose is `latin_leakage` if at least this share of its letters is Arabic
 QUESTION = re.compile(r"[؟?]")
 
 # An assistant turn that opens by declining.
@@ -84,10 +85,9 @@ def structure(messages: list[dict], params: CleanParams) -> list[str]:
 
 def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> list[str]:
     reasons = set()
-    previous = ""
-    for m, key in zip(messages, keys):
-        text, previous_turn = m["content"].strip(), previous
-        previous = text
+    for i, (m, key) in enumerate(zip(messages, keys)):
+        text = m["content"].strip()
+        previous_turn = messages[i - 1]["content"] if i else ""
         if text.lower() in PLACEHOLDERS:
             reasons.add("empty_turn")
             continue
@@ -102,7 +102,7 @@ def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> 
         # turn is leakage; a turn that is not mostly Arabic (English, French, no Arabic) is low_arabic_ratio.
         prose = strip_latin_names(text)
         ratio = arabic_ratio(prose if LETTERS.search(prose) else text)
-        if len(latin_words(prose)) > params.max_latin_words and ratio >= 0.5:
+        if len(latin_words(prose)) > params.max_latin_words and ratio >= MOSTLY_ARABIC:
             reasons.add("latin_leakage")
         elif WORD.search(text) and ratio < params.min_arabic_ratio:
             reasons.add("low_arabic_ratio")
