@@ -35,7 +35,7 @@ SPLITS = ("train", "validation", "test")
 def signatures(frame: pd.DataFrame, hasher: MinHasher) -> pd.Series:
     """MinHash signature of every conversation (with the clean stage's settings, dedup.hasher_for)."""
     texts = (conversation_text([dict(m) for m in messages]) for messages in frame["messages"])
-    return pd.Series([hasher.signature(t) for t in texts], index=frame.index)
+    return pd.Series([hasher.signature(t).astype(np.uint32) for t in texts], index=frame.index)
 
 
 def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Series:
@@ -250,7 +250,7 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
     meta, sigs = [], []
     for _, rows in tqdm(_batches(reader, batch_rows, META + ["messages"]), desc="split: signatures", **bar):
         meta += [{c: row[c] for c in META} for row in rows]
-        sigs += [hasher.signature(conversation_text(row["messages"])) for row in rows]
+        sigs += [hasher.signature(conversation_text(row["messages"])).astype(np.uint32) for row in rows]
     frame = pd.DataFrame(meta, columns=META)
     sigs = pd.Series(sigs, index=frame.index)
     which, groups = assign(frame, params, sigs)
