@@ -2,7 +2,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiwar.cleaning import clean, parse_dialogue, trim_truncated
+from hiwar.arabic import latin_prose_words, prose_arabic_ratio
+from hiwar.cleaning import clean, clean_file, decide, parse_dialogue, trim_truncated
+from hiwar.cleaning.parse import looks_cut, strip_special_tokens
+from hiwar.cleaning.rules import has_placeholder, match_key
+from hiwar.errors import HiwarError
 from hiwar.params import load_section
 
 PARAMS = load_section("clean", Path(__file__).resolve().parents[1] / "params.yaml")
@@ -71,11 +75,6 @@ def test_failed_generation_is_kept_as_rejected():
 
 
 # --- issue 15: what real Arabic output holds ----------------------------------------------------------
-
-from hiwar.arabic import latin_prose_words, prose_arabic_ratio  # noqa: E402
-from hiwar.cleaning import clean_file, decide  # noqa: E402
-from hiwar.cleaning.parse import looks_cut, strip_special_tokens  # noqa: E402
-from hiwar.cleaning.rules import has_placeholder, match_key  # noqa: E402
 
 
 def reasons_of(text, finish="stop"):
@@ -161,8 +160,6 @@ def test_clean_file_streams_batches_and_matches_clean_in_memory(tmp_path):
 
 
 def test_a_raw_file_that_is_not_parquet_is_one_clear_error(tmp_path):
-    from hiwar.errors import HiwarError
-
     (tmp_path / "raw.parquet").write_text("not parquet")
     try:
         clean_file(tmp_path / "raw.parquet", tmp_path / "kept.parquet", tmp_path / "rejected.parquet", PARAMS)

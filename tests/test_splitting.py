@@ -7,7 +7,8 @@ from hiwar.errors import HiwarError
 from hiwar.io import write_parquet
 from hiwar.params import SplitParams
 from hiwar.dedup import MinHasher
-from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures
+from hiwar import leakcheck
+from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures, split_file, split_with_report
 from hiwar.splitting import split as split_with
 from hiwar.splitting import split_metrics as metrics_with
 
@@ -106,8 +107,6 @@ def test_dataset_card_reports_counts_and_leaks(bundled):
 
 # --- the independent leak check (issue 14) ----------------------------------------------------------------
 
-from hiwar import leakcheck  # noqa: E402
-from hiwar.splitting import split_file, split_with_report  # noqa: E402
 
 SHARED = ("قبل أن تشتري سيارة مستعملة اطلب من البائع سجل الصيانة كاملًا، وافحص أرقام الهيكل والمحرك بنفسك، ثم "
           "اعرضها على ميكانيكي تثق به قبل أن تدفع أي مبلغ مقدمًا.")
