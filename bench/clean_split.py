@@ -36,6 +36,7 @@ import pandas as pd
 
 from hiwar.arabic import match_key
 from hiwar.bundled import load_bundled
+from hiwar.io import write_parquet
 from hiwar.params import load_section
 
 PAPER = 43_316
@@ -135,8 +136,17 @@ def build(n: int, path: Path, seed: int = 0) -> list[dict]:
                      "country": "EG", "sample_index": i % 3, "exchanges": 4, "persona": "student",
                      "generator": "synthetic", "template": "chat", "prompt_hash": "-", "raw_text": text,
                      "finish_reason": finish})
-    pd.DataFrame(rows).to_parquet(path, index=False)
+    write_parquet(path, pd.DataFrame(rows))  # as the generate stage writes it
     return planted
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory since it started (VmHWM; unlike ru_maxrss it does not carry
+    over the parent's peak through fork and exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def child(raw: Path, work: Path) -> None:
@@ -151,7 +161,7 @@ def child(raw: Path, work: Path) -> None:
     split = split_file(work / "kept.parquet", work / "split", load_section("split"), hasher_for(load_section("clean")))
     done = time.perf_counter()
     print(json.dumps({"seconds": done - start, "clean_s": cleaned - start, "split_s": done - cleaned,
-                      "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                      "peak_rss_gb": peak_rss_gb(),
                       "kept": metrics["kept"], "first_reasons": metrics["first_reasons"],
                       "splits": split["conversations"], "moved": split["independent_leaks"]["moved_to_train"]}))
 
@@ -209,9 +219,13 @@ def main():
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(Path(args.child[0]), Path(args.child[1]))
+    if args.build:  # in its own process, so that this one stays small while the runs go
+        planted = build(int(args.build[0]), Path(args.build[1]))
+        return Path(args.build[1] + ".planted.json").write_text(json.dumps(planted))
     clean_params = load_section("clean")
     print(f"settings: clean params {clean_params.model_dump()}, split params {load_section('split').model_dump()}; "
           f"one fresh process per run", flush=True)
@@ -219,7 +233,8 @@ def main():
         raws, planted = {}, {}
         for scale in args.scales:
             raws[scale] = Path(tmp) / f"raw{scale}.parquet"
-            planted[scale] = build(PAPER * scale, raws[scale])
+            subprocess.run([sys.executable, __file__, "--build", str(PAPER * scale), str(raws[scale])], check=True)
+            planted[scale] = json.loads(Path(str(raws[scale]) + ".planted.json").read_text())
         smallest = min(args.scales)
         work = Path(tmp) / "warm-up"
         work.mkdir()

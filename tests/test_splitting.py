@@ -126,7 +126,7 @@ def test_the_grouping_misses_a_shared_long_turn_and_the_independent_check_finds_
     frame = planted_leak(bundled)
     groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
     assert groups.iloc[5] != groups.iloc[41]  # different as a whole: MinHash does not link them
-    held = {"validation": [], "test": [frame.at[41, "messages"]]}  # say the grouping put 41 in test, 5 in train
+    held = {"validation": [], "test": [leakcheck.features(frame.at[41, "messages"])]}  # 41 in test, 5 in train
     report = leakcheck.check(held, [[frame.at[5, "messages"]]])
     assert report["before"]["train/test"] == {"turn": 1, "8gram": 1, "13gram": 1}
     assert report["moved"] == {"validation": [], "test": [0]}
@@ -135,8 +135,9 @@ def test_the_grouping_misses_a_shared_long_turn_and_the_independent_check_finds_
 
 def test_the_check_counts_nothing_for_different_conversations(bundled):
     frame = frame_from(bundled, n_cells=40, per_cell=1)
-    report = leakcheck.check({"validation": list(frame["messages"][:5]), "test": list(frame["messages"][5:10])},
-                             [list(frame["messages"][10:])])
+    held = {"validation": [leakcheck.features(m) for m in frame["messages"][:5]],
+            "test": [leakcheck.features(m) for m in frame["messages"][5:10]]}
+    report = leakcheck.check(held, [list(frame["messages"][10:])])
     assert all(v == 0 for pair in report["before"].values() for k, v in pair.items() if k != "8gram")
 
 

@@ -35,9 +35,12 @@ def write_json(path: str | Path, data) -> None:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+ROW_GROUP = 8192  # rows per Parquet row group, so that stages reading in batches hold one group at a time
+
+
 def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP)
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:

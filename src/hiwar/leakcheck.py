@@ -64,7 +64,7 @@ class HeldOut:
         for kind in KINDS:
             counts = [len(r[kind]) for r in rows]
             values = np.concatenate([r[kind] for r in rows]) if rows else np.empty(0, np.uint64)
-            owner = np.repeat(np.arange(self.n), counts)
+            owner = np.repeat(np.arange(self.n, dtype=np.int32), counts)
             order = np.argsort(values, kind="stable")
             self.hashes[kind], self.rows[kind] = values[order], owner[order]
 
@@ -84,13 +84,12 @@ class HeldOut:
 
 def check(held: dict[str, list], train_batches: Iterable[list], groups: dict[str, list] | None = None,
           min_turn_words: int = 8) -> dict:
-    """Leaks between train (streamed in batches of `messages`) and the held-out splits (`messages` lists by
-    split name), before and after the fix. Returns counts and, per held-out split, the rows to move; a row
-    moves with its whole leak group (`groups`: a group id per row, by split name), so a grid cell is never
-    cut in two."""
+    """Leaks between train (streamed in batches of `messages`) and the held-out splits (by split name, a
+    list of each conversation's `features`), before and after the fix. Returns counts and, per held-out
+    split, the rows to move; a row moves with its whole leak group (`groups`: a group id per row, by split
+    name), so a grid cell is never cut in two."""
     groups = groups or {}
-    parts = {name: HeldOut([features(m, min_turn_words) for m in rows], groups.get(name))
-             for name, rows in held.items()}
+    parts = {name: HeldOut(rows, groups.get(name)) for name, rows in held.items()}
     with_train = {name: {kind: np.zeros(part.n, bool) for kind in KINDS} for name, part in parts.items()}
     for batch in train_batches:
         feats = [features(m, min_turn_words) for m in batch]

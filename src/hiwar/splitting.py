@@ -86,7 +86,7 @@ def move_leaks(which: pd.Series, report: dict) -> pd.Series:
 def split_with_report(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[dict, dict]:
     """Split a DataFrame in memory: the parts, and the independent leak check's report."""
     which, groups = assign(frame, params, sigs)
-    held = {name: list(frame.loc[which == name, "messages"]) for name in SPLITS[1:]}
+    held = {name: [leakcheck.features(m) for m in frame.loc[which == name, "messages"]] for name in SPLITS[1:]}
     report = leakcheck.check(held, [list(frame.loc[which == "train", "messages"])],
                              {name: list(groups[which == name]) for name in SPLITS[1:]})
     which = move_leaks(which, report)
@@ -122,7 +122,8 @@ def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[s
                   report: dict | None = None) -> dict:
     """Counts, and both leak checks; without the split's `report`, the independent check runs on `parts`."""
     if report is None:
-        report = leakcheck.check({n: list(parts[n]["messages"]) for n in SPLITS[1:]}, [list(parts["train"]["messages"])])
+        held = {n: [leakcheck.features(m) for m in parts[n]["messages"]] for n in SPLITS[1:]}
+        report = leakcheck.check(held, [list(parts["train"]["messages"])])
     return {
         "conversations": {name: int(len(part)) for name, part in parts.items()},
         "cells": {name: int(part["cell_id"].nunique()) for name, part in parts.items()},
@@ -264,7 +265,7 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
     for offset, rows in _batches(reader, batch_rows, ["messages"]):
         for i, row in enumerate(rows):
             if which[offset + i] != "train":
-                held[which[offset + i]].append(row["messages"])
+                held[which[offset + i]].append(leakcheck.features(row["messages"]))
     report = leakcheck.check(held, messages_of({"train"}), {name: groups[which == name] for name in SPLITS[1:]})
     del held
     which = move_leaks(pd.Series(which), report).to_numpy()
