@@ -100,3 +100,101 @@ def test_finetune_stage_stops_before_training_when_truncation_drops_too_much(roo
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["data/split/train.parquet", "data/split/validation.parquet", "params.yaml"]
     assert not any((tmp_path / d).exists() for d in ("checkpoints", "dvclive", "metrics", "logs"))
+
+
+@pytest.fixture
+def project_copy(root, tmp_path):
+    """The project's tracked (and new, not ignored) files in a fresh git repository, as a user's clone."""
+    import shutil
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (root / name).is_file():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, tmp_path / name)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def hiwar(cwd, *args):
+    return subprocess.run([sys.executable, "-m", "hiwar.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(cwd / "src")})
+
+
+@pytest.mark.parametrize("profile", ["paper", "smollm2"])
+def test_profile_is_one_command_away_and_valid(project_copy, profile):
+    from hiwar.params import read_params
+
+    tiny = read_params(project_copy / "params.yaml")
+    assert hiwar(project_copy, "params", "check", "--profile", profile).returncode == 0
+    assert read_params(project_copy / "params.yaml") == tiny  # checking writes nothing
+    result = hiwar(project_copy, "params", "use", profile)  # the documented switch
+    assert result.returncode == 0, result.stderr
+    params = read_params(project_copy / "params.yaml")
+    assert hiwar(project_copy, "params", "check").returncode == 0
+    text = (project_copy / "params.yaml").read_text(encoding="utf-8")
+    assert "# hiwar params: one section per stage." in text  # params.yaml's comments survive the switch
+    if profile == "paper":
+        assert params["grid"]["conversations"] == 43316 and params["grid"]["topics"] == "all"
+        assert (params["generate"]["backend"], params["generate"]["template"]) == ("http", "jais")
+        assert sorted(params["finetune"]["models"]) == ["arabiangpt_08b", "aragpt2_mega"]  # stand-ins replaced
+        assert params["finetune"]["models"]["aragpt2_mega"]["max_length"] == 1024
+        assert params["clean"] == tiny["clean"]  # sections the profile does not name stay as they were
+        # DVC sees the new stages without running anything: nothing of the paper's models exists here.
+        status = subprocess.run(["dvc", "status", "--json"], cwd=project_copy, capture_output=True, text=True)
+        assert status.returncode == 0, status.stderr
+        stages = json.loads(status.stdout)
+        assert {"finetune@arabiangpt_08b", "finetune@aragpt2_mega", "evaluate", "generate"} <= set(stages)
+        assert not any((project_copy / "models" / d / m).exists() for d in ("base", "finetuned")
+                       for m in ("arabiangpt_08b", "aragpt2_mega"))
+    else:
+        assert params["generate"]["model"] == params["finetune"]["models"]["smollm2"]["path"] == "models/imported/smollm2"
+        assert params["generate"]["template"] == "chat"
+        assert params["finetune"]["models"]["smollm2"]["chat_format"] == "own"
+        assert params["generate"]["http"] == tiny["generate"]["http"]  # merged key by key, not replaced
+
+
+def test_unknown_profile_and_bad_profile_values_are_one_line(project_copy):
+    result = hiwar(project_copy, "params", "use", "nosuch")
+    assert result.returncode == 2 and "profiles/nosuch.yaml: no such profile (expected one of: paper, smollm2" in result.stderr
+    (project_copy / "profiles/broken.yaml").write_text("finetune:\n  max_dropped_share: 2\n", encoding="utf-8")
+    before = (project_copy / "params.yaml").read_bytes()
+    result = hiwar(project_copy, "params", "use", "broken")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: profile broken: finetune.max_dropped_share: Input should be less "
+                                     "than or equal to 1, got 2")
+    assert (project_copy / "params.yaml").read_bytes() == before
+
+
+def test_gguf_files_transformers_cannot_dequantize_are_refused(tmp_path):
+    import gguf
+    import numpy as np
+
+    from hiwar.models_import import import_gguf
+
+    path = tmp_path / "rwkv.gguf"
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(HiwarError, match=r"rwkv.gguf: GGUF architecture 'rwkv6' cannot be dequantized by transformers"):
+        import_gguf(path, tmp_path / "out")
+    (tmp_path / "weights.gguf").write_bytes(b"PK\x03\x04 not gguf")
+    with pytest.raises(HiwarError, match="not a GGUF file"):
+        import_gguf(tmp_path / "weights.gguf", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_shows_what_truncation_dropped_per_model(tmp_path):
+    from hiwar.evaluation.report import training_data_section
+
+    train = {"tiny_aragpt2": {"method": "lora", "chat_format": "hiwar", "max_length": 384,
+                              "train": {"exchanges": 300, "exchanges_dropped": 12, "exchanges_dropped_share": 0.04,
+                                        "assistant_tokens_dropped_share": 0.031, "tokens_per_word": 2.41}},
+             "old_run": {"method": "full", "train": {"exchanges_dropped": 3}}}
+    lines = training_data_section(train)
+    assert "| tiny_aragpt2 | hiwar | 384 | 2.41 | 12 of 300 (4.0%) | 3.1% |" in lines
+    assert "| old_run | - | - | - | - | - |" in lines

@@ -39,21 +39,37 @@ def params():
 
 @params.command("check")
 @click.option("--file", "path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
-def params_check(path):
+@click.option("--profile", default=None, help="Validate params.yaml with profiles/PROFILE.yaml laid over it "
+              "(nothing is written or downloaded).")
+def params_check(path, profile):
     """Validate every section; print one line per problem and exit 2 if there is any."""
     from pathlib import Path
 
     from hiwar.params import check_all
+    from hiwar.profiles import check_profile
 
     try:
-        problems = check_all(Path(path))
+        problems = check_profile(profile) if profile else check_all(Path(path))
     except HiwarError as exc:
         problems = [str(exc)]
     for line in problems:
         click.echo(f"error: {line}", err=True)
     if problems:
         sys.exit(2)
-    click.echo(f"{path}: all sections valid")
+    click.echo(f"{f'profile {profile}' if profile else path}: all sections valid")
+
+
+@params.command("use")
+@click.argument("profile")
+def params_use(profile):
+    """Switch params.yaml to PROFILE (profiles/PROFILE.yaml: paper, smollm2, ...), validated first.
+
+    Then run it as usual: `dvc status`, `dvc repro` or `dvc exp run`. `git checkout params.yaml` goes back
+    to the tiny profile. See docs/real-models.md.
+    """
+    from hiwar.profiles import use
+
+    click.echo(f"{use(profile)}: now profile {profile} (`git diff params.yaml` shows what changed)")
 
 
 @main.group()
