@@ -182,6 +182,13 @@ def test_gguf_files_transformers_cannot_dequantize_are_refused(tmp_path):
     writer.close()
     with pytest.raises(HiwarError, match=r"rwkv.gguf: GGUF architecture 'rwkv6' cannot be dequantized by transformers"):
         import_gguf(path, tmp_path / "out")
+    from click.testing import CliRunner
+
+    from hiwar.cli import main
+
+    result = CliRunner().invoke(main, ["models", "import", str(path), str(tmp_path / "out")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"error: {path}: GGUF architecture 'rwkv6' cannot be dequantized")
     (tmp_path / "weights.gguf").write_bytes(b"PK\x03\x04 not gguf")
     with pytest.raises(HiwarError, match="not a GGUF file"):
         import_gguf(tmp_path / "weights.gguf", tmp_path / "out")
@@ -256,8 +263,8 @@ def test_smollm2_from_gguf_trains_in_its_own_template_and_evaluates(smollm2_dir,
         assert torch.allclose(direct(ids).logits, saved(ids).logits, atol=1e-5)
     del direct
 
-    train, validation = short_split(bundled, 0, 8), short_split(bundled, 40, 2)
-    spec = FinetuneModel(path=str(smollm2_dir), method="lora", learning_rate=1e-3, epochs=1, batch_size=2,
+    train, validation = short_split(bundled, 0, 4), short_split(bundled, 40, 2)
+    spec = FinetuneModel(path=str(smollm2_dir), method="lora", learning_rate=1e-3, epochs=1, batch_size=1,
                          grad_accum=1, max_length=512, lora_r=4, lora_alpha=8, lora_dropout=0.0,
                          lora_target_modules=["q_proj", "v_proj"], merge=True, packing=True, save_steps=50,
                          trust_remote_code=False, chat_format="auto")
@@ -276,15 +283,18 @@ def test_smollm2_from_gguf_trains_in_its_own_template_and_evaluates(smollm2_dir,
         assert trained_text(tokenizer, enc.labels) == [m["content"] + "<|im_end|>" for m in conv["messages"]
                                                        if m["role"] == "assistant"]
 
-    # Perplexity equals a token-by-token loop over positions found independently.
+    # Perplexity equals a token-by-token loop over positions found independently (one token per forward
+    # pass, through the KV cache: no windows, no label tensor, no shifting).
     conversations = [list(m) for m in validation["messages"]]
     nlls = []
     with torch.no_grad():
         for messages in conversations:
             ids, positions = assistant_positions(tokenizer, messages)
+            assert positions == list(range(positions[0], positions[-1] + 1))  # one exchange: one stretch
+            out = model(torch.tensor([ids[:positions[0]]]), use_cache=True)
             for t in positions:
-                logits = model(torch.tensor([ids[:t]])).logits[0, -1]
-                nlls.append(-torch.log_softmax(logits.double(), -1)[ids[t]].item())
+                nlls.append(-torch.log_softmax(out.logits[0, -1].double(), -1)[ids[t]].item())
+                out = model(torch.tensor([[ids[t]]]), past_key_values=out.past_key_values, use_cache=True)
     scores = perplexity(model, tokenizer, conversations)
     assert scores["tokens"] == len(nlls)
     assert abs(scores["mean_nll"] - sum(nlls) / len(nlls)) < 1e-4
