@@ -303,7 +303,7 @@ def test_smollm2_from_gguf_trains_in_its_own_template_and_evaluates(smollm2_dir,
     # `hiwar chat` answers through the same template and stops at <|im_end|>.
     seen, real = [], hiwar.evaluation.metrics.generate_replies
     monkeypatch.setattr(hiwar.evaluation.metrics, "generate_replies", lambda model, tok, histories, *a, **k:
-                        seen.append((tok.chat_template, k["stop_token"], histories[0])) or real(model, tok, histories, *a, **k))
+                        seen.append((tok.chat_template, k["stop_token"], list(histories[0]))) or real(model, tok, histories, *a, **k))
     result = CliRunner().invoke(main, ["chat", str(tmp_path / "ft"), "--max-new-tokens", "8", "--rtl", "plain"],
                                 input="ما عاصمة المغرب؟\n\n")
     assert result.exit_code == 0, result.output
