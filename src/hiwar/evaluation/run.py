@@ -26,18 +26,23 @@ from hiwar.evaluation.metrics import (
 )
 from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
-from hiwar.training.chat_format import END
+from hiwar.training.chat_format import end_of_turn
+
+
+def _eos(tokenizer) -> str:
+    return tokenizer.eos_token
 
 
 def variants(finetune: FinetuneParams, evaluate: EvaluateParams):
-    """(name, kind, loader, stop token) for every model to evaluate; loaders import torch lazily."""
+    """(name, kind, loader, stop token of a tokenizer) for every model to evaluate; loaders import torch
+    lazily. Trained models stop at their template's end of turn (hiwar's or their own), baselines at EOS."""
     from hiwar.training.models import load_base, load_finetuned, load_pretrained
 
     for name, spec in finetune.models.items():
-        yield name, "base", lambda spec=spec: load_base(spec, finetune.seed), END
-        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(f"models/finetuned/{name}", spec, finetune.seed), END
+        yield name, "base", lambda spec=spec: load_base(spec, finetune.seed), end_of_turn
+        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(f"models/finetuned/{name}", spec, finetune.seed), end_of_turn
     for name, baseline in evaluate.baselines.items():
-        yield name, "baseline", lambda b=baseline: load_pretrained(b.path, b.trust_remote_code), None
+        yield name, "baseline", lambda b=baseline: load_pretrained(b.path, b.trust_remote_code), _eos
 
 
 def scored_turns(test: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +104,7 @@ def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParam
         scores = summarize_perplexity(tokens, topics, rounds, seed)
         lengths: list = []
         texts = generate_replies(model, tokenizer, list(turns["history"]), params.max_new_tokens, params.batch_size,
-                                 seed, stop_token=stop or tokenizer.eos_token, lengths=lengths)
+                                 seed, stop_token=stop(tokenizer), lengths=lengths)
         vectors = embed(texts, params.encoder)
         scores |= embedding_score(vectors, references, baseline, owners, rounds, seed)
         statistics = chrf_statistics(texts, list(turns["reference"]))
