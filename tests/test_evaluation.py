@@ -157,7 +157,8 @@ def test_evaluate_loop_pairs_base_and_finetuned_and_says_how_many_conversations(
     finetune = FinetuneParams.model_validate(params_data["finetune"])
     name = next(iter(finetune.models))
     monkeypatch.setattr(run, "variants", lambda f, e: iter([
-        (name, "base", lambda: (bpe_tokenizer, tiny_lm), END), (name, "finetuned", lambda: (bpe_tokenizer, tuned), END)]))
+        (name, "base", lambda: (bpe_tokenizer, tiny_lm), lambda tok: END),
+        (name, "finetuned", lambda: (bpe_tokenizer, tuned), lambda tok: END)]))
     params = EvaluateParams.model_validate(dict(params_data["evaluate"], max_new_tokens=4, bootstrap=50))
     test = pd.DataFrame([{"conversation_id": f"c{i}", "topic": f"t{i % 2}", "messages": c["messages"]}
                          for i, c in enumerate(bundled.conversations[:4])])
