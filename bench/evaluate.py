@@ -1,57 +1,95 @@
-"""Evaluation throughput: replies generated in batches of 16 vs one at a time.
+"""Evaluation throughput: replies generated in batches of 16 vs one at a time, at natural reply lengths.
 
-Uses a small GPT-2 stand-in built here with hiwar's chat format and the reply prompts (histories) of the
-bundled conversations; both runs generate the same number of new tokens per reply (greedy, no early stop), by
-default the mean length of the seed's assistant turns, so the ratio measures batching alone.
-Goal: at least 4x replies/s at batch 16.
+A small GPT-2 stand-in is built here and trained on a few bundled conversations rendered in hiwar's chat
+format until it knows them nearly by heart (a briefly trained stand-in never ends a greedy reply: it loops
+until the cap). Asked for the assistant turns of those conversations, it writes replies close to the
+references and ends them with the end marker, so reply lengths follow real Arabic assistant turns. Both
+sides answer the same prompts (greedy, so the same texts) and stop at the end marker or at
+--max-new-tokens, as the evaluate stage does; a batch runs until its longest reply ends. The reply lengths
+(tokens) and how many hit the cap are printed. Each side runs once as a discarded warm-up, then
+--repeats times interleaved; median [min, max] of replies/s and of the ratio. Goal: at least 4x at batch 16.
 
-    python bench/evaluate.py [--replies 64] [--new-tokens N]
+    python bench/evaluate.py [--replies 32] [--max-new-tokens 64] [--train-steps 300] [--conversations 12] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from hiwar.training.chat_format import add_chat_format  # noqa: E402
+from hiwar.bundled import load_bundled  # noqa: E402
 from hiwar.evaluation.metrics import generate_replies, reply_prompts  # noqa: E402
 from hiwar.params import StandIn  # noqa: E402
-from hiwar.bundled import load_bundled  # noqa: E402
-from hiwar.standins import build_model, text_corpus, train_tokenizer  # noqa: E402
+from hiwar.standins import blocks, build_model, pretrain, text_corpus, train_tokenizer  # noqa: E402
+from hiwar.training.chat_format import add_chat_format, render  # noqa: E402
+from interleave import interleave, summarize  # noqa: E402
+
+
+def chat_standin(conversations: list[list[dict]], steps: int):
+    """Tokenizer and model that have seen the chat format, so replies end with the end marker."""
+    torch.manual_seed(0)
+    tokenizer = train_tokenizer(text_corpus(load_bundled()), 2048)
+    spec = StandIn(arch="gpt2", vocab_size=2048, hidden_size=128, layers=3, heads=4, context=1024, steps=steps,
+                   batch_size=8, learning_rate=2e-3)
+    model = build_model(spec, tokenizer)
+    add_chat_format(tokenizer, model)
+    data = blocks(tokenizer, [render(tokenizer, c) for c in conversations], 128)
+    spec = spec.model_copy(update={"batch_size": min(spec.batch_size, len(data))})
+    metrics = pretrain(model, data, spec, seed=0, desc="train chat stand-in")
+    print(f"stand-in: {metrics['parameters']:,} parameters, {steps} steps on {len(conversations)} chat-formatted conversations, "
+          f"final loss {metrics['final_loss']}")
+    return tokenizer, model
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replies", type=int, default=64)
-    parser.add_argument("--new-tokens", type=int, default=None, help="default: mean assistant-turn length")
+    parser.add_argument("--replies", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="reply length cap, as evaluate.max_new_tokens")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--conversations", type=int, default=12, help="bundled conversations the stand-in learns")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, the same on both sides (1: on a shared machine more threads spin-wait)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
     args = parser.parse_args()
-    seed = load_bundled()
-    torch.manual_seed(0)
-    tokenizer = train_tokenizer(text_corpus(seed), 2048)
-    model = build_model(StandIn(arch="gpt2", vocab_size=2048, hidden_size=128, layers=3, heads=4, context=1024,
-                                steps=1, batch_size=1, learning_rate=1e-3), tokenizer)
-    add_chat_format(tokenizer, model)
+    if args.repeats < 3:
+        parser.error("--repeats: at least 3 (one run is not evidence)")
+    torch.set_num_threads(args.threads)
+    conversations = [c["messages"] for c in load_bundled().conversations][:: 11][: args.conversations]
+    tokenizer, model = chat_standin(conversations, args.train_steps)
     model.eval()
-    if args.new_tokens is None:
-        answers = [m["content"] for c in bundled.conversations for m in c["messages"] if m["role"] == "assistant"]
-        args.new_tokens = round(sum(len(tokenizer(a)["input_ids"]) for a in answers) / len(answers))
-    print(f"{args.replies} replies of {args.new_tokens} new tokens each")
-    histories = [h for h, _ in reply_prompts([c["messages"] for c in bundled.conversations])][: args.replies]
-    rates = {}
-    for batch in (1, 16):
+    prompts = reply_prompts(conversations)
+    histories = [h for h, _ in prompts][: args.replies]
+    references = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for _, r in prompts][: args.replies]
+    texts, lengths = {}, {}
+
+    def run(batch: int) -> float:
+        sizes: list = []
         start = time.perf_counter()
-        # stop_token=PAD never appears, so every reply is exactly --new-tokens long in both runs
-        replies = generate_replies(model, tokenizer, histories, args.new_tokens, batch, seed=0, progress=False,
-                                   stop_token=tokenizer.pad_token)
-        seconds = time.perf_counter() - start
-        rates[batch] = len(replies) / seconds
-        print(f"batch {batch:2d}: {rates[batch]:7.2f} replies/s, {rates[batch] * args.new_tokens:8.0f} new tokens/s")
-    print(f"batch 16 / one at a time: {rates[16] / rates[1]:.2f}x (goal >= 4)")
+        texts[batch] = generate_replies(model, tokenizer, histories, args.max_new_tokens, batch, seed=0,
+                                        progress=False, lengths=sizes)
+        lengths[batch] = sizes
+        return len(histories) / (time.perf_counter() - start)
+
+    print(f"{len(histories)} replies, greedy, stop at the end marker or after {args.max_new_tokens} tokens; "
+          f"torch threads {torch.get_num_threads()}")
+    rates = interleave({"batch 16": lambda: run(16), "batch 1": lambda: run(1)}, args.repeats)
+    summarize(rates, "replies/s", [("batch 16", "batch 1")])
+    tokens = [n for n, _ in lengths[1]]
+    capped = sum(c for _, c in lengths[1])
+    print(f"  reply lengths (tokens): mean {statistics.mean(tokens):.1f}, median {statistics.median(tokens):.0f}, "
+          f"range [{min(tokens)}, {max(tokens)}]; {capped}/{len(tokens)} stopped by the cap (the references: mean "
+          f"{statistics.mean(references):.1f}, range [{min(references)}, {max(references)}])")
+    same = sum(a == b for a, b in zip(texts[1], texts[16]))
+    print(f"  same reply batched and alone: {same}/{len(histories)}; goal batch 16 / one at a time >= 4x")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,15 @@
-"""Stage `clean`: parse raw generations into `messages`, apply the Arabic checks, drop exact duplicates."""
+"""Stage `clean`: parse raw generations into `messages`, apply the Arabic checks, drop duplicates.
+Streams the raw Parquet file in batches (memory bounded by the duplicate index, not the texts)."""
 
-from hiwar.cleaning import clean
-from hiwar.io import read_parquet, write_json, write_parquet
+from hiwar.cleaning import clean_file
+from hiwar.io import write_json
 from hiwar.params import load_section
 from hiwar.stage import run_stage
 
 
 def main():
-    params = load_section("clean")
-    raw = read_parquet("data/raw/generations.parquet", ["conversation_id", "raw_text", "finish_reason"])
-    kept, rejected, metrics = clean(raw, params, progress=True)
-    write_parquet("data/clean/conversations.parquet", kept)
-    write_parquet("data/clean/rejected.parquet", rejected)
+    metrics = clean_file("data/raw/generations.parquet", "data/clean/conversations.parquet",
+                         "data/clean/rejected.parquet", load_section("clean"), progress=True)
     write_json("metrics/clean.json", metrics)
     print(f"clean: kept {metrics['kept']} of {metrics['input']}; rejections: {metrics['reasons']}")
 

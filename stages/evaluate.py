@@ -13,8 +13,12 @@ from hiwar.stage import run_stage
 def main():
     params = load_section("evaluate")
     finetune = load_section("finetune")
-    test = read_parquet("data/split/test.parquet", ["conversation_id", "topic", "messages"]).head(params.max_conversations)
-    metrics, replies, per_topic, per_turn = evaluate(test, finetune, params)
+    test = read_parquet("data/split/test.parquet", ["conversation_id", "topic", "messages"])
+    total = len(test)
+    if params.max_conversations:
+        test = test.head(params.max_conversations)
+        print(f"evaluate: the first {len(test)} of {total} test conversations (evaluate.max_conversations)")
+    metrics, replies, per_topic, per_turn = evaluate(test, finetune, params, total)
     write_parquet("data/eval/replies.parquet", replies)
     for variant in per_topic:
         write_json(f"plots/evaluate/per_topic/{variant}.json", per_topic[variant])

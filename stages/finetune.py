@@ -38,10 +38,12 @@ def main(name):
     # Under `accelerate launch` every process trains; only the main one (rank 0) writes outputs.
     if int(os.environ.get("RANK", "0")) != 0:
         with tempfile.TemporaryDirectory() as scratch:
-            finetune(spec, train, validation, Path(scratch), checkpoints, params.seed)
+            finetune(spec, train, validation, Path(scratch), checkpoints, params.seed, name=name,
+                     max_dropped_share=params.max_dropped_share)
         return
     with atomic_path(f"models/finetuned/{name}") as out:
-        metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name)
+        metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name,
+                           name=name, max_dropped_share=params.max_dropped_share)
     write_run_facts(f"finetune-{name}", {k: metrics.pop(k) for k in RUN_FACTS})
     write_json(f"metrics/train/{name}.json", metrics)
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -1,4 +1,9 @@
-"""Stage `rating`: agreement between human raters and mean scores per model, or "not rated"."""
+"""Stage `rating`: agreement between human raters and scores per model, or "not rated".
+
+Answers come from filled sheets (ratings/filled/*.csv) and from the rating page (ratings/answers.sqlite),
+read the same way; metrics/rating.json holds agreement and scores, metrics/rating_quality.json each
+rater's source, self-agreement on hidden repeats, time per item and gold share.
+"""
 
 from pathlib import Path
 
@@ -6,7 +11,8 @@ import pandas as pd
 
 from hiwar.io import write_json
 from hiwar.params import load_section
-from hiwar.evaluation.rating import agreement, read_filled
+from hiwar.evaluation.rating import agreement
+from hiwar.evaluation.rating_sources import collect, quality
 from hiwar.stage import run_stage
 
 RATINGS = Path("ratings")
@@ -14,14 +20,18 @@ RATINGS = Path("ratings")
 
 def main():
     params = load_section("rating")
-    sheets = sorted((RATINGS / "filled").glob("*.csv"))
-    if not sheets or not (RATINGS / "key.csv").is_file():
+    if not (RATINGS / "key.csv").is_file():
         write_json("metrics/rating.json", {"status": "not rated"})
-        print("rating: not rated (no filled sheets in ratings/filled)")
+        write_json("metrics/rating_quality.json", {"status": "not rated"})
+        print("rating: not rated (no ratings/key.csv; run `hiwar rate export`)")
         return
     key = pd.read_csv(RATINGS / "key.csv", dtype={"item": str})
-    ratings = {path.stem: read_filled(path, key, params.criteria, params.scale) for path in sheets}
-    write_json("metrics/rating.json", agreement(ratings, key, params.criteria, params.bootstrap, params.seed))
+    ratings, page = collect(RATINGS, key, params)
+    result = agreement(ratings, key, params.criteria, params.bootstrap, params.seed, params.mode, params.scale)
+    checks = quality(ratings, page, params)  # both computed before either is written
+    write_json("metrics/rating.json", result)
+    write_json("metrics/rating_quality.json", checks)
+    print(f"rating: {len(ratings)} rater(s)" if ratings else "rating: not rated (no filled sheets or page answers)")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,21 @@
-"""Stage `split`: leak-free, topic-stratified train/validation/test in the `messages` format, plus a card."""
+"""Stage `split`: leak-free, topic-stratified train/validation/test in the `messages` format, plus a card.
+Streams the clean Parquet file in batches; an independent leak check moves leaking conversations to train."""
 
 from hiwar.dedup import hasher_for
-from hiwar.io import atomic_path, read_parquet, write_json, write_parquet
+from hiwar.io import write_json
 from hiwar.params import load_section
-from hiwar.splitting import dataset_card, signatures, split, split_metrics
+from hiwar.splitting import split_file
 from hiwar.stage import run_stage
 
 
 def main():
-    params = load_section("split")
-    frame = read_parquet("data/clean/conversations.parquet", ["conversation_id", "cell_id", "topic", "messages"])
-    sigs = signatures(frame, hasher_for(load_section("clean")))
-    parts = split(frame, params, sigs)
-    metrics = split_metrics(parts, params.leak_threshold, dict(zip(frame["conversation_id"], sigs)))
-    for name, part in parts.items():
-        write_parquet(f"data/split/{name}.parquet", part)
-    with atomic_path("data/split/README.md") as tmp:
-        tmp.write_text(dataset_card(parts, metrics, params), encoding="utf-8")
+    metrics = split_file("data/clean/conversations.parquet", "data/split", load_section("split"),
+                         hasher_for(load_section("clean")), progress=True)
     write_json("metrics/split.json", metrics)
-    print(f"split: {metrics['conversations']}; leaks: {metrics['cells_in_several_splits']} cells, "
-          f"{metrics['near_duplicate_pairs_across_splits']} near-duplicate pairs")
+    moved = metrics["independent_leaks"]["moved_to_train"]
+    print(f"split: {metrics['conversations']}; grouping leaks: {metrics['cells_in_several_splits']} cells, "
+          f"{metrics['near_duplicate_pairs_across_splits']} near-duplicate pairs; moved to train by the "
+          f"independent check: {moved}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The local transformers backend on a small model built here (no hub), and the backend registry."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +92,27 @@ def test_model_revision_changes_with_the_weights(generator_dir, tmp_path):
     assert model_revision("some-org/some-model") is None  # a hub id: generate.revision says which
 
 
+def test_model_revision_sees_one_byte_changed_in_the_middle_of_a_large_weight_file(tmp_path):
+    import os
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    shard = model / "model-00001-of-00001.safetensors"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, size=12 << 20, dtype=np.uint8).tobytes())
+    shard.write_bytes(bytes(data))
+    before = model_revision(str(model))
+    stat = shard.stat()
+    data[len(data) // 2] ^= 0x01  # one bit, 6 MiB from either end
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime: as `cp -p` leaves it
+    assert shard.stat().st_size == stat.st_size and shard.stat().st_mtime_ns == stat.st_mtime_ns
+    assert model_revision(str(model)) != before
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    assert model_revision(str(model)) == before  # the fingerprint is of the content, not of the write
+
+
 def test_vllm_backend_says_how_to_get_it_when_missing(params_data):
     try:
         import vllm  # noqa: F401
@@ -109,5 +131,12 @@ def test_turn_labels_survive_decoding(generator_dir):
     assert tokenizer.decode(ids, skip_special_tokens=True) == "[|Human|] سؤال\n[|AI|] جواب"
 
 
-def test_backends_are_registered_by_name():
-    assert set(BACKENDS) == {"transformers", "http", "vllm", "fake"}
+def test_backends_are_registered_for_exactly_the_names_params_accept(params_data):
+    from typing import get_args
+
+    from pydantic import ValidationError
+
+    accepted = set(get_args(GenerateParams.model_fields["backend"].annotation))
+    assert set(BACKENDS) == accepted  # a name params accept but nobody registered would fail at generate time
+    with pytest.raises(ValidationError):
+        GenerateParams.model_validate(dict(params_data["generate"], backend="no-such-backend"))

@@ -141,3 +141,30 @@ def test_three_servers_one_killed_half_way_answer_every_request_exactly_once(loo
     report = "\n".join(generation_section(*summarize(raw, accounting, 1.0, stats)))
     for url in urls:
         assert f"| {url} | {by_endpoint[url]} | {stats[url]['attempts']} |" in report
+
+
+def test_loopback_with_capacity_queues_requests_beyond_it(loopback):
+    """Capacity 2, 0.4 s per answer: 6 requests sent at once take 3 rounds, not one."""
+    import json
+    import threading
+    import time
+    import urllib.request
+
+    def elapsed(url: str) -> float:
+        def one(i):
+            body = json.dumps({"model": "loopback", "prompt": f"طلب {i}", "seed": i}).encode()
+            request = urllib.request.Request(f"{url}/completions", body, {"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).read()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start
+
+    limited, _, _ = loopback(name="limited", latency=0.4, capacity=2)
+    unlimited, _, _ = loopback(name="unlimited", latency=0.4)
+    assert elapsed(limited) >= 3 * 0.4 - 0.05
+    assert elapsed(unlimited) < 2 * 0.4

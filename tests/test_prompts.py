@@ -9,7 +9,10 @@ ARGS = dict(topic_ar="الطبخ", topic_description="وصفات وأطباق", 
 def test_tiny_template_ends_where_the_dialogue_starts():
     prompt = render_prompt("tiny", **ARGS)
     assert prompt.startswith("<|prompt|>") and prompt.endswith("<|response|>")
-    assert "الطبخ" in prompt and "المغرب" in prompt and "طالب جامعي" in prompt and "4" in prompt
+    assert "الطبخ" in prompt and "المغرب" in prompt and "طالب جامعي" in prompt
+    assert "عدد التبادلات: 4." in prompt
+    seven = render_prompt("tiny", **dict(ARGS, exchanges=7))
+    assert "عدد التبادلات: 7." in seven and "4" not in seven  # the number comes from the argument
 
 
 def test_jais_template_has_the_instruction_wrapper():

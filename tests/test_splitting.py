@@ -7,7 +7,8 @@ from hiwar.errors import HiwarError
 from hiwar.io import write_parquet
 from hiwar.params import SplitParams
 from hiwar.dedup import MinHasher
-from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures
+from hiwar import leakcheck
+from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures, split_file, split_with_report
 from hiwar.splitting import split as split_with
 from hiwar.splitting import split_metrics as metrics_with
 
@@ -101,4 +102,69 @@ def test_split_loads_with_datasets_and_renders_through_a_chat_template(bundled, 
 def test_dataset_card_reports_counts_and_leaks(bundled):
     parts = split(frame_from(bundled), PARAMS)
     card = dataset_card(parts, split_metrics(parts, 0.5), PARAMS)
-    assert f"| test | {len(parts['test'])} |" in card and "Leakage check: 0 cells and 0 near-duplicate pairs" in card
+    assert f"| test | {len(parts['test'])} |" in card and "Grouping check: 0 cells and 0 near-duplicate pairs" in card
+
+
+# --- the independent leak check (issue 14) ----------------------------------------------------------------
+
+
+SHARED = ("قبل أن تشتري سيارة مستعملة اطلب من البائع سجل الصيانة كاملًا، وافحص أرقام الهيكل والمحرك بنفسك، ثم "
+          "اعرضها على ميكانيكي تثق به قبل أن تدفع أي مبلغ مقدمًا.")
+
+
+def planted_leak(bundled, per_cell=1, rows=(5, 41)):
+    """Two conversations otherwise different that share one long answer word for word, in different cells."""
+    frame = frame_from(bundled, n_cells=60, per_cell=per_cell)
+    for row in rows:
+        messages = [dict(m) for m in frame.at[row, "messages"]]
+        messages[1]["content"] = SHARED
+        frame.at[row, "messages"] = messages
+    return frame
+
+
+def test_the_grouping_misses_a_shared_long_turn_and_the_independent_check_finds_it(bundled):
+    frame = planted_leak(bundled)
+    groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
+    assert groups.iloc[5] != groups.iloc[41]  # different as a whole: MinHash does not link them
+    held = {"validation": [], "test": [leakcheck.features(frame.at[41, "messages"])]}  # 41 in test, 5 in train
+    report = leakcheck.check(held, [[frame.at[5, "messages"]]])
+    assert report["before"]["train/test"] == {"turn": 1, "8gram": 1, "13gram": 1}
+    assert report["moved"] == {"validation": [], "test": [0]}
+    assert report["after"]["train/test"] == {"turn": 0, "8gram": 0, "13gram": 0}
+
+
+def test_the_check_counts_nothing_for_different_conversations(bundled):
+    frame = frame_from(bundled, n_cells=40, per_cell=1)
+    held = {"validation": [leakcheck.features(m) for m in frame["messages"][:5]],
+            "test": [leakcheck.features(m) for m in frame["messages"][5:10]]}
+    report = leakcheck.check(held, [list(frame["messages"][10:])])
+    assert all(v == 0 for pair in report["before"].values() for k, v in pair.items() if k != "8gram")
+
+
+def test_whatever_the_seed_a_planted_leak_ends_in_one_split(bundled):
+    frame = planted_leak(bundled, per_cell=2, rows=(21, 108))  # 10-1 and 54-0, each with a cell-mate
+    frame["cell_id"] = [cid.split("-")[0] for cid in frame["conversation_id"]]
+    groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
+    assert groups.iloc[21] != groups.iloc[108]
+    acted = 0
+    for seed in range(16):
+        parts, report = split_with_report(frame, PARAMS.model_copy(update={"seed": seed}), sigs_of(frame))
+        where = {cid: name for name, part in parts.items() for cid in part["conversation_id"]}
+        assert where["10-1"] == where["54-0"], seed
+        assert split_metrics(parts, 0.5)["cells_in_several_splits"] == 0, seed  # a moved row takes its cell
+        assert all(v == 0 for pair in report["after"].values() for k, v in pair.items() if k != "8gram")
+        acted += any(report["moved"].values())
+    assert acted  # for some seed the grouping alone had put the pair in two splits
+
+
+def test_split_file_streams_and_writes_the_same_splits_as_in_memory(bundled, tmp_path):
+    frame = planted_leak(bundled)
+    write_parquet(tmp_path / "clean.parquet", frame)
+    metrics = split_file(tmp_path / "clean.parquet", tmp_path / "split", PARAMS, HASHER, batch_rows=7)
+    parts, report = split_with_report(frame, PARAMS, sigs_of(frame))
+    for name in SPLITS:
+        assert pd.read_parquet(tmp_path / f"split/{name}.parquet")["conversation_id"].tolist() == \
+            parts[name]["conversation_id"].tolist()
+    assert metrics["independent_leaks"]["before_fix"] == report["before"]
+    card = (tmp_path / "split/README.md").read_text(encoding="utf-8")
+    assert "Independent check" in card and "moved to train" in card

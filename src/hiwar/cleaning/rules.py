@@ -9,10 +9,31 @@ from __future__ import annotations
 
 import re
 
-from hiwar.arabic import arabic_ratio, latin_words, match_key, normalize
+from hiwar.arabic import LETTERS, arabic_ratio, latin_words, match_key, normalize, strip_latin_names
 from hiwar.params import CleanParams
 
 PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
+
+# The order of causes: a rejected row's first reason is the one that explains the others (a cut
+# generation, then what the model wrote instead of a dialogue, then the dialogue's shape, then its turns).
+CAUSES = ["generation_failed", "empty_output", "truncated", "unparseable", "refusal", "meta_talk",
+          "placeholder", "low_arabic_ratio", "latin_leakage", "repetition", "empty_turn", "bad_alternation",
+          "too_few_exchanges", "too_many_exchanges", "turn_too_long", "turn_too_short", "exact_duplicate",
+          "near_duplicate"]
+
+# An unfilled template slot: a few words in [..], {..}, {{..}} or <..> naming what should have been written
+# there (a name, a date, a place, a number), in Arabic or Latin letters. Matched on match_key text.
+_SLOT_WORDS = (r"(?:ال|و|ب|ل)?(?:اسم|تاريخ|مكان|مدينه|بلد|دوله|رقم|عنوان|مبلغ|سعر|شركه|منتج|وقت|ساعه|يوم|شهر"
+               r"|سنه|عام|بريد|هاتف|جوال|موقع|شارع|مستشفي|جامعه|مدرسه|طبيب|شخص|فلان|هنا|ادخل|ضع|اكتب|المستخدم)"
+               r"|name|date|place|city|country|number|phone|address|amount|price|company|product|time|day|month|year"
+               r"|age|email|location|insert|placeholder|your|user|x{2,}|_+")
+PLACEHOLDER = re.compile(
+    r"(?:\[|\{\{?|<)\s*([^\[\]{}<>()\d\n]{1,40}?)\s*(?:\]|\}\}?|>)(?!\()")
+_SLOT = re.compile(rf"(?:^|[\s_])(?:{_SLOT_WORDS})", re.IGNORECASE)
+
+WORD = re.compile(r"[^\W\d_]{2,}")  # two letters or more, in any script
+MOSTLY_ARABIC = 0.5  # a turn with Latin prose is `latin_leakage` if at least this share of its letters is Arabic
+QUESTION = re.compile(r"[؟?]")
 
 # An assistant turn that opens by declining.
 REFUSAL = re.compile("|".join(f"(?:{p})" for p in (
@@ -27,9 +48,19 @@ META_TALK = re.compile("|".join(f"(?:{p})" for p in (
     r"نموذجا? لغوي", r"نموذجا? (لغه|ذكاء)", r"(بصفتي|كوني|ك) ?ذكاء ?ا? اصطناعي",
     r"(بصفتي|كوني) (مساعدا|نموذجا|برنامجا)", r"انا (مجرد )?(برنامج|نموذج|ذكاء اصطناعي)",
     r"اليك (المحادثه|محادثه|الحوار)", r"المحادثه المطلوبه", r"نهايه (المحادثه|الحوار)",
+    r"(كتبت|صغت|اعددت|انشات) (لك )?(هذه |هذا )?(المحادثه|الحوار)", r"كما طلبت في (التعليمات|الطلب|السؤال)",
+    r"\bi (wrote|have written|created) (this|the) (conversation|dialogue)\b",
     r"\bas an ai\b", r"\blanguage model\b", r"\bas an assistant\b", r"\bhere is (the|a) (conversation|dialogue)\b",
     r"\bend of (the )?(conversation|dialogue)\b",
 )))
+
+
+def has_placeholder(key: str) -> bool:
+    return any(len(m.group(1).split()) <= 5 and _SLOT.search(m.group(1)) for m in PLACEHOLDER.finditer(key))
+
+
+def by_cause(reasons) -> list[str]:
+    return sorted(set(reasons), key=CAUSES.index)
 
 
 def repeated_ngram_ratio(key: str, n: int) -> float:
@@ -54,26 +85,36 @@ def structure(messages: list[dict], params: CleanParams) -> list[str]:
 
 def turn_content(messages: list[dict], keys: list[str], params: CleanParams) -> list[str]:
     reasons = set()
-    for m, key in zip(messages, keys):
+    for i, (m, key) in enumerate(zip(messages, keys)):
         text = m["content"].strip()
+        previous_turn = messages[i - 1]["content"] if i else ""
         if text.lower() in PLACEHOLDERS:
             reasons.add("empty_turn")
             continue
-        if len(text) < params.min_turn_chars:
+        # A short turn is fine when it is a word (a closing thanks, a one-word dialect reply, "you're
+        # welcome"); too short means no word at all, or an assistant's word or two in answer to a question.
+        if len(text) < params.min_turn_chars and (not WORD.search(text) or (
+                m["role"] == "assistant" and QUESTION.search(previous_turn))):
             reasons.add("turn_too_short")
         if len(text) > params.max_turn_chars:
             reasons.add("turn_too_long")
-        if arabic_ratio(text) < params.min_arabic_ratio:
-            reasons.add("low_arabic_ratio")
-        elif len(latin_words(text)) > params.max_latin_words:
+        # Latin names, addresses and terms are normal Arabic writing; Latin prose inside a mostly Arabic
+        # turn is leakage; a turn that is not mostly Arabic (English, French, no Arabic) is low_arabic_ratio.
+        prose = strip_latin_names(text)
+        ratio = arabic_ratio(prose if LETTERS.search(prose) else text)
+        if len(latin_words(prose)) > params.max_latin_words and ratio >= MOSTLY_ARABIC:
             reasons.add("latin_leakage")
+        elif WORD.search(text) and ratio < params.min_arabic_ratio:
+            reasons.add("low_arabic_ratio")
+        if has_placeholder(key):
+            reasons.add("placeholder")
         if len(key.split()) >= params.repetition_min_words and \
                 repeated_ngram_ratio(key, params.repetition_ngram) > params.max_repeated_ngram_ratio:
             reasons.add("repetition")
     answers = [key for m, key in zip(messages, keys) if m["role"] == "assistant"]
     if len(set(answers)) < len(answers):
         reasons.add("repetition")
-    return sorted(reasons)
+    return list(reasons)
 
 
 def refusal_and_meta(messages: list[dict], keys: list[str]) -> list[str]:
@@ -87,9 +128,9 @@ def refusal_and_meta(messages: list[dict], keys: list[str]) -> list[str]:
 
 
 def check(messages: list[dict], params: CleanParams, keys: list[str] | None = None) -> list[str]:
-    """All reason codes that apply to a parsed conversation (empty when it passes). `keys` are the turns'
-    match_keys when the caller already has them."""
+    """All reason codes that apply to a parsed conversation (empty when it passes), the real cause first.
+    `keys` are the turns' match_keys when the caller already has them."""
     if not messages:
         return ["unparseable"]
     keys = keys if keys is not None else [match_key(m["content"]) for m in messages]
-    return sorted(structure(messages, params) + turn_content(messages, keys, params) + refusal_and_meta(messages, keys))
+    return by_cause(structure(messages, params) + turn_content(messages, keys, params) + refusal_and_meta(messages, keys))

@@ -20,7 +20,8 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
     lines = ["| model | variant | method | perplexity (within model) | embedding score [95% CI] | rescaled [95% CI] "
              "| chrF | human score [95% CI] |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [(name, kind, scores) for group in ("models", "baselines")
-            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()]
+            for name, kinds in evaluate.get(group, {}).items() for kind, scores in kinds.items()
+            if kind != "finetuned_minus_base"]  # the paired comparison has its own table
     for name, kind, s in rows:
         method = train.get(name, {}).get("method", "-") if kind == "finetuned" else "-"
         rated = human.get(f"{name}_{kind}")
@@ -29,6 +30,29 @@ def table(evaluate: dict, train: dict[str, dict], ratings: dict) -> str:
                      f"{_ci(s['embedding_score_ci95'])} | {s['embedding_score_rescaled']:.3f} "
                      f"{_ci(s['embedding_score_rescaled_ci95'])} | {s['chrf']:.1f} | {human_cell} |")
     return "\n".join(lines)
+
+
+def paired_table(evaluate: dict) -> list[str]:
+    """Fine-tuned minus base on the same turns: difference, 95% CI (conversations resampled), p-value."""
+    rows = [(name, kinds["finetuned_minus_base"]) for name, kinds in evaluate.get("models", {}).items()
+            if "finetuned_minus_base" in kinds]
+    if not rows:
+        return []
+    lines = ["## Fine-tuned vs base, paired on the same turns", "",
+             "Perplexity as the ratio fine-tuned / base (below 1: fine-tuning lowered it), on all assistant tokens "
+             "and on text tokens only (without the role and end markers); the embedding score and chrF as "
+             "differences. 95% intervals resample conversations; p-values come from a permutation test that "
+             "swaps base and fine-tuned within conversations.", "",
+             "| model | perplexity ratio [95% CI] (p) | text-only ratio [95% CI] (p) | embedding score diff [95% CI] (p) "
+             "| chrF diff [95% CI] (p) |", "| --- | --- | --- | --- | --- |"]
+    for name, d in rows:
+        cells = []
+        for key, value, ci in (("perplexity", "ratio", "ratio_ci95"), ("perplexity_text", "ratio", "ratio_ci95"),
+                               ("embedding_score", "difference", "ci95"), ("chrf", "difference", "ci95")):
+            e = d.get(key)
+            cells.append(f"{e[value]:.3f} {_ci(e[ci])} (p={e['p_value']:.3g})" if e else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def generation_section(generate: dict, run: dict) -> list[str]:
@@ -50,6 +74,57 @@ def generation_section(generate: dict, run: dict) -> list[str]:
             lines.append(f"| {url} | {e['answered']} | {e['attempts']} | {errors} | {e['ejections']} | {latency} |")
         lines.append("")
     return lines
+
+
+def judge_section(judge: dict, compare: dict) -> list[str]:
+    """The LLM judge's results, or "not judged": a score is shown only where a judge gave it."""
+    lines = ["## LLM judge", ""]
+    if judge.get("status") != "judged":
+        lines += ["Dataset: not judged (no judge configured: judge.backend is none; see docs/judge.md).", ""]
+    else:
+        means = ", ".join(f"{c} {v['mean']:.2f}" for c, v in judge["scores"].items() if v["mean"] is not None)
+        gate = judge["gate"]
+        lines += [f"Dataset: {judge['judged']} of {judge['conversations']} conversations judged by {judge['judge']} "
+                  f"({judge['failed']} judge failures, {judge['malformed_answers']} malformed answers asked again); "
+                  f"mean scores: {means}.", ""]
+        if gate["min_score"] is not None:
+            lines += [f"Gate (every criterion at least {gate['min_score']}): {gate['kept']} kept, {gate['rejected']} "
+                      f"rejected (data/judge/rejected.parquet).", ""]
+    if compare.get("status") != "judged":
+        return lines + ["Model comparison and agreement with people: not judged.", ""]
+    pairwise = compare.get("pairwise")
+    if isinstance(pairwise, dict):
+        bias = pairwise["position_bias_rate"]
+        lines += [f"Pairwise, each item judged in both orders ({pairwise['judged']} of {pairwise['items']} items; "
+                  f"position bias: the verdict flips with the order on "
+                  f"{'-' if bias is None else f'{bias:.1%}'} of items, and such items count as ties).", "",
+                  "| pair (first vs second) | first wins | ties | second wins | first's win share [95% CI] |", "| --- | --- | --- | --- | --- |"]
+        for name, p in pairwise["pairs"].items():
+            lines.append(f"| {name} | {p['wins']} | {p['ties']} | {p['losses']} | {p['win_share']:.2f} "
+                         f"{_ci(p['win_share_ci95'])} |")
+        lines.append("")
+    else:
+        lines += [f"Pairwise: {pairwise}.", ""]
+    agreement = compare.get("agreement")
+    lines += [f"Judge vs people: {agreement['verdict'] if isinstance(agreement, dict) else agreement}.", ""]
+    return lines
+
+def training_data_section(train: dict[str, dict]) -> list[str]:
+    """What each model was trained on after truncation to its max_length (metrics/train/<model>.json):
+    nothing dropped quietly. Older metrics without these figures show as '-'."""
+    if not train:
+        return []
+    lines = ["## Training data per model", "",
+             "| model | chat format | max_length | tokens per word | exchanges dropped | assistant tokens dropped |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, m in sorted(train.items()):
+        t = m.get("train", {})
+        exchanges = (f"{t['exchanges_dropped']} of {t['exchanges']} ({t['exchanges_dropped_share']:.1%})"
+                     if "exchanges" in t else "-")
+        tokens = f"{t['assistant_tokens_dropped_share']:.1%}" if "assistant_tokens_dropped_share" in t else "-"
+        lines.append(f"| {name} | {m.get('chat_format', '-')} | {m.get('max_length', '-')} | "
+                     f"{t.get('tokens_per_word', '-')} | {exchanges} | {tokens} |")
+    return lines + [""]
 
 
 def charts(plots: Path, out: Path) -> list[str]:
@@ -90,6 +165,29 @@ def charts(plots: Path, out: Path) -> list[str]:
     return written
 
 
+def quality_section(quality: dict) -> list[str]:
+    """The dataset's quality in brief (metrics/quality.json; the full card is data/quality/README.md)."""
+    if not quality:
+        return []
+    d, f, c, x = quality["diversity"], quality["fidelity"], quality["coverage"], quality["contamination"]
+    test = ", ".join(f"{v} share a {k.split('_')[-1].replace('gram', '-gram')}" for k, v in x["test"].items()
+                     if k.startswith("train_conversations_"))
+    return ["## Dataset quality", "",
+            "| distinct-1 / 2 / 3 | self-BLEU | dispersion | shared openings | topic top-1 / top-5 | country named "
+            "| empty cells | Gini topic / country |", "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| {d['distinct_1']} / {d['distinct_2']} / {d['distinct_3']} | {d['self_bleu']} | "
+            f"{d['embedding_dispersion']} | {d['shared_opening_share']} | {f['topic_top1']} / {f['topic_top5']} | "
+            f"{f['country_mention']} | {c['cells_empty']} of {c['cells_requested']} | "
+            f"{c['gini_topic']} / {c['gini_country']} |", "",
+            f"Contamination, train vs test: {test}; removed from train: {x['train_removed']}. "
+            "What these figures do and do not say: docs/quality.md; per topic and country: `dvc plots show`.", ""]
+
+
+def scope(evaluate: dict) -> str:
+    n, total = evaluate["test_conversations"], evaluate.get("test_conversations_total", evaluate["test_conversations"])
+    return f"{n} conversations" if n == total else f"{n} of {total} conversations (capped by evaluate.max_conversations)"
+
+
 def write_report(root: Path, out: Path) -> Path:
     evaluate = read_json(root / "metrics/evaluate.json")
     if evaluate is None:
@@ -102,14 +200,22 @@ def write_report(root: Path, out: Path) -> Path:
     images = charts(root / "plots/evaluate", out)
     text = [
         "# hiwar evaluation report", "",
-        f"Test split: {evaluate['test_conversations']} conversations, {evaluate['assistant_turns']} assistant turns. "
-        f"Embedding baseline b (random reference pairs) = {evaluate['embedding_baseline']}; rescaled = (s - b) / (1 - b).",
-        "", table(evaluate, train, ratings), "",
+        f"Test split: {scope(evaluate)}, {evaluate['assistant_turns']} assistant turns. "
+        f"Embedding baseline b (random pairs of references from different conversations"
+        f"{', ' + str(evaluate['embedding_baseline_pairs']) + ' pairs' if 'embedding_baseline_pairs' in evaluate else ''}) = "
+        f"{evaluate['embedding_baseline']}"
+        f"{' ' + _ci(evaluate['embedding_baseline_ci95']) if 'embedding_baseline_ci95' in evaluate else ''}; "
+        "rescaled = (s - b) / (1 - b). Intervals resample conversations.",
+        "", table(evaluate, train, ratings), "", *paired_table(evaluate),
         "Perplexity compares a base model with its fine-tuned self only (tokenizers differ). The embedding score "
         "is hiwar's reconstruction of the paper's RAVEN (its definition is not available); its values are not "
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
+        *training_data_section(train),
         *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
+        *judge_section(read_json(root / "metrics/judge.json", {"status": "not judged"}),
+                       read_json(root / "metrics/judge_compare.json", {"status": "not judged"})),
+        *quality_section(read_json(root / "metrics/quality.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"

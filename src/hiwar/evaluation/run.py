@@ -10,29 +10,39 @@ import numpy as np
 import pandas as pd
 
 from hiwar.evaluation.metrics import (
+    baseline_ci,
     chrf,
+    chrf_from_statistics,
+    chrf_statistics,
     embed,
     embedding_score,
     generate_replies,
     group_means,
-    perplexity,
     random_pair_baseline,
     reply_prompts,
     rescale,
+    score_tokens,
+    summarize_perplexity,
 )
+from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
-from hiwar.training.chat_format import END
+from hiwar.training.chat_format import end_of_turn
+
+
+def _eos(tokenizer) -> str:
+    return tokenizer.eos_token
 
 
 def variants(finetune: FinetuneParams, evaluate: EvaluateParams):
-    """(name, kind, loader, stop token) for every model to evaluate; loaders import torch lazily."""
+    """(name, kind, loader, stop token of a tokenizer) for every model to evaluate; loaders import torch
+    lazily. Trained models stop at their template's end of turn (hiwar's or their own), baselines at EOS."""
     from hiwar.training.models import load_base, load_finetuned, load_pretrained
 
     for name, spec in finetune.models.items():
-        yield name, "base", lambda spec=spec: load_base(spec, finetune.seed), END
-        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(f"models/finetuned/{name}", spec, finetune.seed), END
+        yield name, "base", lambda spec=spec: load_base(spec, finetune.seed), end_of_turn
+        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(f"models/finetuned/{name}", spec, finetune.seed), end_of_turn
     for name, baseline in evaluate.baselines.items():
-        yield name, "baseline", lambda b=baseline: load_pretrained(b.path, b.trust_remote_code), None
+        yield name, "baseline", lambda b=baseline: load_pretrained(b.path, b.trust_remote_code), _eos
 
 
 def scored_turns(test: pd.DataFrame) -> pd.DataFrame:
@@ -47,26 +57,67 @@ def scored_turns(test: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParams):
-    """(metrics, replies, per-topic plot data, per-turn plot data)."""
+def paired(base: dict, tuned: dict, rounds: int, seed: int) -> dict:
+    """Fine-tuned minus base on the same turns and tokens: difference, 95% CI (conversations resampled) and
+    p-value (conversation-level permutation), for perplexity (as mean NLL, and the ratio of perplexities),
+    the embedding score and chrF."""
+    out = {}
+    for key in ("tokens", "text_tokens"):
+        if len(base[key]["nll"]) != len(tuned[key]["nll"]):
+            continue  # a different tokenizer: token-level pairing impossible
+        d = paired_difference(base[key]["nll"], tuned[key]["nll"], list(base[key]["conversation"]), rounds, seed)
+        name = "perplexity" if key == "tokens" else "perplexity_text"
+        out[name] = {"mean_nll_difference": d["difference"], "mean_nll_difference_ci95": d["ci95"],
+                     "ratio": round(float(np.exp(d["difference"])), 4),
+                     "ratio_ci95": [round(float(np.exp(q)), 4) for q in d["ci95"]], "p_value": d["p_value"],
+                     "conversations": d["conversations"], "tokens": d["items"]}
+    out["embedding_score"] = paired_difference(base["cosines"], tuned["cosines"], base["turn_conversations"], rounds, seed)
+    out["chrf"] = paired_statistic(base["chrf"], tuned["chrf"], base["turn_conversations"], chrf_from_statistics,
+                                   rounds, seed)
+    return out
+
+
+def chrf_ci(statistics: np.ndarray, conversations: list, rounds: int, seed: int) -> list[float]:
+    """95% interval of corpus chrF, resampling conversations."""
+    sums = np.stack([cluster_sums(col, conversations)[0] for col in statistics.T], axis=1)
+    scores = chrf_from_statistics(cluster_resample_weights(len(sums), rounds, seed) @ sums)
+    return [round(float(q), 2) for q in np.quantile(scores, [0.025, 0.975])]
+
+
+def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParams, total: int | None = None):
+    """(metrics, replies, per-topic plot data, per-turn plot data). `total`: the test split's size when
+    `test` is a capped head of it."""
     conversations = [[dict(m) for m in messages] for messages in test["messages"]]
+    topics = list(test["topic"])
     turns = scored_turns(test)
     turns.insert(0, "turn", range(len(turns)))
+    owners = list(turns["conversation_id"])
     references = embed(list(turns["reference"]), params.encoder)
-    baseline = random_pair_baseline(references, params.seed)
+    baseline = random_pair_baseline(references, owners, params.seed)
+    rounds, seed = params.bootstrap, params.seed
 
-    results, replies, per_topic, per_turn = {}, [], {}, {}
+    results, replies, per_topic, per_turn, raw = {}, [], {}, {}, {}
     for name, kind, load, stop in variants(finetune, params):
         tokenizer, model = load()
         model.eval()
-        scores = perplexity(model, tokenizer, conversations, list(test["topic"]))
+        tokens = score_tokens(model, tokenizer, conversations, params.stride)
+        scores = summarize_perplexity(tokens, topics, rounds, seed)
+        lengths: list = []
         texts = generate_replies(model, tokenizer, list(turns["history"]), params.max_new_tokens, params.batch_size,
-                                 params.seed, stop_token=stop or tokenizer.eos_token)
+                                 seed, stop_token=stop(tokenizer), lengths=lengths)
         vectors = embed(texts, params.encoder)
-        scores |= embedding_score(vectors, references, baseline, params.bootstrap, params.seed)
+        scores |= embedding_score(vectors, references, baseline, owners, rounds, seed)
+        statistics = chrf_statistics(texts, list(turns["reference"]))
         scores["chrf"] = chrf(texts, list(turns["reference"]))
+        scores["chrf_ci95"] = chrf_ci(statistics, owners, rounds, seed)
         scores["empty_replies"] = sum(not t for t in texts)
-        rescaled = rescale(np.sum(vectors * references, axis=1), baseline)
+        scores["reply_tokens_mean"] = round(float(np.mean([n for n, _ in lengths])), 2)
+        scores["replies_at_max_new_tokens"] = sum(capped for _, capped in lengths)
+        cosines = np.sum(vectors * references, axis=1)
+        text = ~tokens["format"]
+        raw[(name, kind)] = {"tokens": tokens, "text_tokens": {k: v[text] for k, v in tokens.items()},
+                             "cosines": cosines, "chrf": statistics, "turn_conversations": owners}
+        rescaled = rescale(cosines, baseline["b"])
         variant = f"{name}_{kind}"
         # Breakdowns go to plot files: as metrics they would swamp `dvc metrics diff`.
         topic_ppl = scores.pop("perplexity_per_topic")
@@ -77,14 +128,22 @@ def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParam
                              for t, v in scores.pop("perplexity_per_turn").items()]
         results.setdefault("baselines" if kind == "baseline" else "models", {}).setdefault(name, {})[kind] = scores
         replies.append(turns.assign(model=name, kind=kind, reply=texts))
-        print(f"evaluate {name} {kind}: perplexity {scores['perplexity']}, embedding score "
-              f"{scores['embedding_score']} (rescaled {scores['embedding_score_rescaled']}), chrF {scores['chrf']}")
+        print(f"evaluate {name} {kind}: perplexity {scores['perplexity']} (text only {scores['perplexity_text']}), "
+              f"embedding score {scores['embedding_score']} (rescaled {scores['embedding_score_rescaled']}), "
+              f"chrF {scores['chrf']}")
+    for name in finetune.models:
+        if (name, "base") in raw and (name, "finetuned") in raw:
+            results["models"][name]["finetuned_minus_base"] = paired(raw[name, "base"], raw[name, "finetuned"],
+                                                                     rounds, seed)
     index = list(turns["turn_in_conversation"])
     metrics = {
         "test_conversations": len(conversations),
+        "test_conversations_total": total if total is not None else len(conversations),
         "assistant_turns": len(turns),
         "turns_per_index": {str(k): index.count(k) for k in sorted(set(index))},
-        "embedding_baseline": round(float(baseline), 4),
+        "embedding_baseline": round(baseline["b"], 4),
+        "embedding_baseline_ci95": baseline_ci(baseline, owners, rounds, seed),
+        "embedding_baseline_pairs": int(len(baseline["cosines"])),
         **results,
     }
     return metrics, pd.concat(replies, ignore_index=True), per_topic, per_turn

@@ -69,8 +69,8 @@ def plan_requests(grid: pd.DataFrame, params: GenerateParams, examples_from: lis
 class Progress:
     """conversations/s, tokens/s and ETA on one line (tqdm), updated as answers arrive."""
 
-    def __init__(self, total: int, cached: int):
-        self.bar = tqdm(total=total, desc=f"generate ({cached} cached)", unit="conv", dynamic_ncols=True,
+    def __init__(self, total: int, cached: int, desc: str = "generate"):
+        self.bar = tqdm(total=total, desc=f"{desc} ({cached} cached)", unit="conv", dynamic_ncols=True,
                         smoothing=0.05)
         self.started, self.tokens = time.perf_counter(), 0
 
@@ -84,27 +84,26 @@ class Progress:
         self.bar.close()
 
 
-def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, examples_from: list[dict],
-             cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw rows in grid order, and per-row accounting (cache hit, attempts, empty answers) for the
-    metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
-    planned = plan_requests(grid, params, examples_from, backend.model_id, backend.revision)
-    chat = params.template == CHAT_TEMPLATE_NAME
-    first = planned.drop_duplicates("request_key")  # the same key twice is one question, asked once
-    missing = [row for row in first.itertuples() if row.request_key not in cache]
-    requests = [Request(prompt=row.prompt, seed=row.request_seed, chat=chat) for row in missing]
+def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCache, chat: bool,
+        desc: str = "generate") -> dict[str, Result]:
+    """Answer (request_key, prompt, seed) items through the cache and the backend: items whose key is cached
+    are not sent; every answer received is cached at once. Returns this run's results by key (failures
+    included). Shared by generation and the judge: one path to a model, one cache, one accounting."""
+    unique = list({key: (key, prompt, seed) for key, prompt, seed in items}.values())  # same key: asked once
+    missing = [item for item in unique if item[0] not in cache]
+    requests = [Request(prompt=prompt, seed=seed, chat=chat) for _, prompt, seed in missing]
 
     fresh: dict[str, Result] = {}
-    progress = Progress(len(requests), len(first) - len(missing))
+    progress = Progress(len(requests), len(unique) - len(missing), desc)
 
     def on_result(index: int, result: Result) -> None:
-        row = missing[index]
-        if row.request_key in fresh:
+        key, prompt, _ = missing[index]
+        if key in fresh:
             raise RuntimeError(f"backend answered request {index} twice")  # a backend bug: fail loudly
-        fresh[row.request_key] = result
+        fresh[key] = result
         if result.ok:
-            cache.add({"key": row.request_key, "model": backend.model_id, "revision": backend.revision,
-                       "prompt_hash": row.prompt_hash, "text": result.text,
+            cache.add({"key": key, "model": backend.model_id, "revision": backend.revision,
+                       "prompt_hash": hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16], "text": result.text,
                        "finish_reason": result.finish_reason, "tokens_in": result.tokens_in,
                        "tokens_out": result.tokens_out, "attempts": result.attempts, "endpoint": result.endpoint,
                        "latency": result.latency, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -117,6 +116,17 @@ def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, examp
         cache.close()
     if len(fresh) != len(requests):  # a backend bug, never the user's: fail loudly rather than lose rows
         raise RuntimeError(f"backend answered {len(fresh)} of {len(requests)} requests")
+    return fresh
+
+
+def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, examples_from: list[dict],
+             cache: ResponseCache) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows in grid order, and per-row accounting (cache hit, attempts, empty answers) for the
+    metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
+    planned = plan_requests(grid, params, examples_from, backend.model_id, backend.revision)
+    chat = params.template == CHAT_TEMPLATE_NAME
+    items = list(zip(planned["request_key"], planned["prompt"], planned["request_seed"]))
+    fresh = ask(items, backend, cache, chat)
     return _assemble(planned, fresh, cache, backend, params)
 
 
@@ -177,14 +187,14 @@ def summarize(raw: pd.DataFrame, accounting: pd.DataFrame, seconds: float,
     return metrics, facts
 
 
-def check_failure_rate(raw: pd.DataFrame, max_rate: float) -> str | None:
+def check_failure_rate(raw: pd.DataFrame, max_rate: float, stage: str = "generate") -> str | None:
     """The stage's error message when too many requests got no answer, else None."""
     failed = raw[raw["finish_reason"].eq("error")]
     if len(raw) == 0 or len(failed) / len(raw) <= max_rate:
         return None
     common = Counter(str(e).split(" (")[0][:80] for e in failed["error"]).most_common(3)
-    return (f"generate: {len(failed)} of {len(raw)} requests failed ({len(failed) / len(raw):.1%}, more than "
-            f"generate.max_failure_rate {max_rate:.1%}); most common errors: "
+    return (f"{stage}: {len(failed)} of {len(raw)} requests failed ({len(failed) / len(raw):.1%}, more than "
+            f"{stage}.max_failure_rate {max_rate:.1%}); most common errors: "
             + "; ".join(f"{text!r} x{n}" for text, n in common)
             + ". Answers so far are cached: rerun to send only the failed requests.")
 

@@ -39,9 +39,30 @@ class SeededSampler:
         return forced.scatter(-1, chosen[:, None], 0.0)
 
 
+# (path, size, mtime, ctime) -> sha256 of the file: a model served many times is read once per change.
+# ctime too: a copy that restores the old mtime (cp -p, rsync -t) still changes ctime, which no one can set.
+_FILE_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(file: Path) -> str:
+    """sha256 of every byte of a file, cached by path, size and modification/change times."""
+    import hashlib
+
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if key not in _FILE_HASHES:
+        digest = hashlib.sha256()
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(block)
+        _FILE_HASHES[key] = digest.hexdigest()
+    return _FILE_HASHES[key]
+
+
 def model_revision(source: str) -> str | None:
-    """A local model's fingerprint, for the cache key: hashes of its small files and the size, head and
-    tail of its weight files, so retrained weights never reuse old answers (and 26 GB are not read)."""
+    """A local model's fingerprint, for the cache key: the sha256 of every file, whole, so retrained weights
+    never reuse old answers whichever byte changed. Hashes are cached by path, size and mtime/ctime, so only the
+    first request after a change reads the weights."""
     import hashlib
 
     path = Path(source)
@@ -49,15 +70,7 @@ def model_revision(source: str) -> str | None:
         return None
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        size = file.stat().st_size
-        with file.open("rb") as fh:
-            if size <= 1 << 22:
-                digest.update(fh.read())
-            else:
-                digest.update(str(size).encode() + fh.read(1 << 20))
-                fh.seek(-(1 << 20), 2)
-                digest.update(fh.read())
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file_sha256(file).encode())
     return digest.hexdigest()[:16]
 
 

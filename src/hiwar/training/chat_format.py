@@ -1,7 +1,10 @@
 """The conversation format hiwar gives base models (which have none), and assistant-only labels.
 
 Role markers are special tokens added when a tokenizer lacks them; the Jinja chat template is saved with
-the tokenizer, so fine-tuning, evaluation and chat all render conversations the same way.
+the tokenizer, so fine-tuning, evaluation and chat all render conversations the same way. An instruct model
+keeps its own template (`chat_format: own`, the default when it has one): everything below works on any
+prefix-stable template, ChatML included, and the end-of-turn token is whichever special token ends the
+template's assistant turn.
 
 Labels come from incremental prefix rendering: the characters an assistant turn adds are those between
 render(history, add_generation_prompt=True) and render(history + [turn]). Tokens whose character span lies
@@ -55,6 +58,40 @@ def add_chat_format(tokenizer, model=None) -> int:
     return len(missing)
 
 
+def prepare_chat_format(tokenizer, model, chat_format: str) -> str:
+    """Apply params' `chat_format` (auto | own | hiwar) to a freshly loaded base; returns own or hiwar.
+    auto means own when the tokenizer ships a chat template, else hiwar (a base model has none)."""
+    resolved = chat_format if chat_format != "auto" else ("own" if tokenizer.chat_template else "hiwar")
+    if resolved == "hiwar":
+        add_chat_format(tokenizer, model)
+        return resolved
+    if not tokenizer.chat_template:
+        raise HiwarError(f"{tokenizer.name_or_path}: chat_format is own but the tokenizer has no chat template "
+                         "(use chat_format: hiwar or auto)")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    end_of_turn(tokenizer)  # fails early, before training, on a template whose turns end in plain text
+    return resolved
+
+
+def uses_hiwar_format(tokenizer) -> bool:
+    return tokenizer.chat_template == HIWAR_TEMPLATE
+
+
+def end_of_turn(tokenizer) -> str:
+    """The special token that ends an assistant turn in this tokenizer's template: <|end|> for hiwar's,
+    <|im_end|> for ChatML. Training learns it, and generation, evaluation and chat stop at it."""
+    text, [(start, stop)] = assistant_spans(tokenizer, [{"role": "user", "content": "x"},
+                                                         {"role": "assistant", "content": "y"}])
+    turn = text[start:stop]
+    special = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
+    for token in sorted(special, key=len, reverse=True):
+        if token and turn.endswith(token):
+            return token
+    raise HiwarError(f"{tokenizer.name_or_path}: the chat template's assistant turn ends with {turn[-12:]!r}, not a "
+                     "special token, so a reply could not stop at the end of its turn (use chat_format: hiwar)")
+
+
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
@@ -70,7 +107,9 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         after = render(tokenizer, messages[: i + 1])
         if not (after.startswith(before) and full.startswith(after)):
             raise HiwarError("chat template is not prefix-stable: assistant-only labels cannot be derived from it")
-        spans.append((len(before), len(after)))
+        # Whitespace a template puts after the end-of-turn token (ChatML's newline) is layout, not reply:
+        # generation stops at the token, so it is never learnt.
+        spans.append((len(before), len(after.rstrip())))
     return full, spans
 
 

@@ -1,6 +1,6 @@
 """Loading, saving and LoRA-wrapping models for fine-tuning, evaluation and chat.
 
-Base models get hiwar's chat format on load (training.chat_format); a fine-tuned folder holds merged weights,
+Base models get hiwar's chat format on load unless they keep their own template (training.chat_format); a fine-tuned folder holds merged weights,
 or a LoRA adapter that is applied to its base. Imports of transformers and peft stay inside the functions, so
 importing this module is cheap.
 """
@@ -14,17 +14,18 @@ import torch
 
 from hiwar.errors import HiwarError
 from hiwar.params import FinetuneModel
-from hiwar.training.chat_format import END, ROLE_TOKENS, add_chat_format
+from hiwar.training.chat_format import ROLE_TOKENS, end_of_turn, prepare_chat_format, uses_hiwar_format
 
 
 def load_base(spec: FinetuneModel, seed: int):
-    """Base tokenizer and model with hiwar's chat format added (seeded, so every stage gets the same rows)."""
+    """Base tokenizer and model in the chat format `spec.chat_format` picks: hiwar's (added, seeded, so every
+    stage gets the same new rows) or the model's own template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
-    add_chat_format(tokenizer, model)
+    prepare_chat_format(tokenizer, model, spec.chat_format)
     return tokenizer, model
 
 
@@ -56,12 +57,13 @@ def load_finetuned(model_dir: str | Path, spec: FinetuneModel | None = None, see
 def wrap_lora(model, tokenizer, spec: FinetuneModel):
     from peft import LoraConfig, get_peft_model
 
+    # hiwar's role markers are new tokens: their embeddings must learn too, or the model never learns to read
+    # the format or to end its turn. A model's own template uses tokens it was trained with.
+    new_tokens = {"trainable_token_indices": tokenizer.convert_tokens_to_ids(ROLE_TOKENS)} \
+        if uses_hiwar_format(tokenizer) else {}
     config = LoraConfig(
         r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-        target_modules=list(spec.lora_target_modules), task_type="CAUSAL_LM",
-        # The role markers are new tokens: their embeddings must learn too, or the model never
-        # learns to read the format or to end its turn.
-        trainable_token_indices=tokenizer.convert_tokens_to_ids(ROLE_TOKENS),
+        target_modules=list(spec.lora_target_modules), task_type="CAUSAL_LM", **new_tokens,
     )
     return get_peft_model(model, config)
 
@@ -70,7 +72,7 @@ def save(model, tokenizer, spec: FinetuneModel, out_dir: Path, state_dict: dict 
     """The tokenizer with its chat template, and the weights: a LoRA adapter (plus a merged copy when
     `merge` is set) or the full model. Generation stops at the end-of-turn marker the model learnt.
     `state_dict`: weights gathered from FSDP shards, for a full fine-tune."""
-    end_id = tokenizer.convert_tokens_to_ids(END)
+    end_id = tokenizer.convert_tokens_to_ids(end_of_turn(tokenizer))
     if spec.method == "lora":
         model.save_pretrained(out_dir / "adapter")
         # peft writes target_modules from a set, in an order that changes between runs: sort it so that the

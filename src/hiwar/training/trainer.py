@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from hiwar.params import FinetuneModel
-from hiwar.training.data import PadCollator, encode_split, pack
+from hiwar.training.chat_format import uses_hiwar_format
+from hiwar.training.data import PadCollator, check_truncation, encode_split, pack
 from hiwar.training.models import load_base, save, wrap_lora
 from hiwar.training.packed_attention import use_packed_attention
 
@@ -120,9 +121,12 @@ def dvclive_callback(live_dir: Path):
 
 
 def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame, out_dir: Path,
-             work_dir: Path, seed: int, live_dir: Path | None = None, callbacks: list = ()) -> dict:
+             work_dir: Path, seed: int, live_dir: Path | None = None, callbacks: list = (),
+             name: str = "model", max_dropped_share: float = 1.0) -> dict:
     """Train, resuming from a checkpoint in `work_dir` if one of the same run exists, and save to `out_dir`.
 
+    Stops with HiwarError before training (nothing written) when truncation to max_length would drop more
+    than `max_dropped_share` of the training exchanges or assistant tokens.
     Returns the metrics; DVCLive writes the loss curves under `live_dir`.
     """
     from transformers import TrainingArguments
@@ -136,6 +140,9 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         model = wrap_lora(model, tokenizer, spec)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     train_examples, train_counts = encode_split(tokenizer, train, spec.max_length)
+    config = model.config
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
+    check_truncation(name, tokenizer, train, train_counts, spec.max_length, max_dropped_share, context)
     eval_examples, eval_counts = encode_split(tokenizer, validation, spec.max_length)
     if spec.packing:
         train_counts["packed_rows"] = len(train_examples := pack(train_examples, spec.max_length))
@@ -188,6 +195,8 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         save(model, tokenizer, spec, out_dir, state_dict)
     return {
         "method": spec.method,
+        "chat_format": "hiwar" if uses_hiwar_format(tokenizer) else "own",
+        "max_length": spec.max_length,
         "train_loss": round(result.training_loss, 4),
         "eval_loss": round(final_eval["eval_loss"], 4),
         "steps": trainer.state.global_step,

@@ -1,0 +1,100 @@
+"""Asking the judge: prompts -> response cache or backend -> strictly parsed answers.
+
+The judge goes through the generation code (hiwar.generation: the same backends, the same HTTP client with
+its retries on 429 and 5xx, the same content-addressed cache and the same failure threshold). On top of it,
+one thing is the judge's own: an answer that does not parse is asked again under a new sample index, so
+with a new cache key and a new sampling seed, up to `judge.parse_retries` times; if it is still malformed
+the item is a judge failure with its reason, never a score. A rerun finds every answer, malformed ones
+included, in the cache, takes the same path and sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pandas as pd
+
+from hiwar.generation import Backend, get_backend
+from hiwar.generation.cache import ResponseCache, request_key
+from hiwar.generation.driver import ask
+from hiwar.judge.parse import Malformed
+from hiwar.params import GenerateParams, JudgeParams
+
+DECODING = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    prompt: str
+
+
+@dataclass
+class Answer:
+    id: str
+    value: Any = None  # the parsed answer; None when the judge failed on this item
+    status: str = "judged"  # judged | malformed (after every retry) | request_failed
+    error: str | None = None
+    asked: int = 0  # answers received or read from the cache for this item (malformed ones included)
+    malformed: int = 0  # of those, how many did not parse
+    request_key: str | None = None  # the key of the answer that was used (or of the last one tried)
+
+
+def backend_params(params: JudgeParams) -> GenerateParams:
+    """The judge's settings in the shape the generation backends take. Requests go to the chat endpoint (or
+    the model's own chat template): `template` there only says so."""
+    return GenerateParams(
+        backend=params.backend, model=params.model, revision=params.revision, template="chat", few_shot=0,
+        trust_remote_code=params.trust_remote_code, batch_size=params.batch_size,
+        max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
+        stop=params.stop, seed=params.seed, cache_dir=params.cache_dir, max_failure_rate=params.max_failure_rate,
+        http=params.http)
+
+
+def open_judge(params: JudgeParams) -> tuple[Backend, ResponseCache]:
+    return get_backend(backend_params(params)), ResponseCache(params.cache_dir)
+
+
+def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, cache: ResponseCache,
+              params: JudgeParams, desc: str = "judge") -> tuple[list[Answer], dict]:
+    """One Answer per task, in task order, and this run's accounting (sent, cache hits, malformed answers)."""
+    decoding = {name: getattr(params, name) for name in DECODING}
+    answers = {t.id: Answer(t.id) for t in tasks}
+    if len(answers) != len(tasks):
+        raise ValueError("task ids must be unique")
+    pending, facts = list(tasks), Counter()
+    for attempt in range(params.parse_retries + 1):
+        if not pending:
+            break
+        keys = [request_key(model=backend.model_id, revision=backend.revision, decoding=decoding,
+                            prompt=t.prompt, chat=True, sample_index=attempt) for t in pending]
+        items = [(key, t.prompt, int(key[:15], 16)) for key, t in zip(keys, pending)]
+        fresh = ask(items, backend, cache, chat=True, desc=f"{desc} (try {attempt + 1})")
+        facts["sent"] += len(fresh)
+        facts["cache_hits"] += len(set(keys)) - len(fresh)
+        facts["retries"] += sum(r.attempts - 1 for r in fresh.values())
+        retry = []
+        for task, key in zip(pending, keys):
+            answer, record = answers[task.id], cache.get(key)
+            answer.request_key = key
+            if record is None:  # the backend gave up on this request (its own retries spent)
+                answer.status, answer.error = "request_failed", fresh[key].error
+                continue
+            answer.asked += 1
+            try:
+                answer.value, answer.status, answer.error = parse(record["text"]), "judged", None
+            except Malformed as exc:
+                answer.malformed += 1
+                answer.status, answer.error = "malformed", f"malformed: {exc}"
+                retry.append(task)
+        pending = retry
+    facts["malformed_answers"] = sum(a.malformed for a in answers.values())
+    return [answers[t.id] for t in tasks], dict(facts)
+
+
+def failure_frame(answers: list[Answer]) -> pd.DataFrame:
+    """The answers in the shape hiwar.generation.driver.check_failure_rate reads."""
+    return pd.DataFrame({"finish_reason": ["stop" if a.status == "judged" else "error" for a in answers],
+                         "error": [a.error for a in answers]})
