@@ -60,3 +60,21 @@ def test_the_batch_search_finds_what_the_incremental_index_finds():
     first, second = similar_pairs(signatures, 0.7)
     assert set(zip(first.tolist(), second.tolist())) == incremental
     assert 0 < len(incremental) < len(found)  # the band holds pairs on both sides of the threshold
+
+
+def test_small_corpora_compare_every_pair_and_large_ones_only_lsh_candidates(monkeypatch):
+    import hiwar.dedup
+
+    rng = np.random.default_rng(2)
+    found = pairs(rng, 0.35, 0.45, 12)  # far below the 0.7 that the LSH bands are cut for
+    index = NearDupIndex(0.4, 128, 5)
+    signatures = np.stack([index.signature(t) for a, b, _ in found for t in (a, b)])
+    i, j = np.triu_indices(len(signatures), 1)
+    estimate = (signatures[i] == signatures[j]).mean(axis=1)
+    every = {(int(a), int(b)) for a, b, s in zip(i, j, estimate) if s >= decision_threshold(0.4, 128)}
+    assert len(every) >= 6
+    first, second = similar_pairs(signatures, 0.4)
+    assert set(zip(first.tolist(), second.tolist())) == every  # exact below EXACT_UP_TO texts
+    monkeypatch.setattr(hiwar.dedup, "EXACT_UP_TO", 0)
+    first, second = similar_pairs(signatures, 0.4)
+    assert set(zip(first.tolist(), second.tolist())) < every  # LSH at 5 rows a band misses most pairs at 0.4

@@ -163,7 +163,8 @@ def test_exp_run_from_a_shell_without_the_environment_finds_the_projects_venv(re
         bare = {"PATH": "/usr/bin:/bin"}  # nothing activated: `python` is the system's, without pandas
         exp = sh(path, str(Path(sys.prefix) / "bin/dvc"), "exp", "run", "-S",
                  "finetune.models.tiny_aragpt2.learning_rate=0.002", env=bare)
-        assert ran(exp.stdout) == ["finetune@tiny_aragpt2", "evaluate"]
+        # judge-compare follows evaluate when the replies changed (with 4-token replies they may not)
+        assert [s for s in ran(exp.stdout) if s != "judge-compare"] == ["finetune@tiny_aragpt2", "evaluate"]
         sh(path, "git", "checkout", "--", ".")
         sh(path, "dvc", "checkout")
     finally:
@@ -253,7 +254,8 @@ def test_publish_tags_a_release_that_another_project_imports(repo, s3_server, tm
 def test_exp_run_with_a_finetune_param_reruns_only_finetune_and_evaluate(repo):
     path, _ = repo
     exp = sh(path, "dvc", "exp", "run", "-S", "finetune.models.tiny_arabiangpt.learning_rate=0.005")
-    assert ran(exp.stdout) == ["finetune@tiny_arabiangpt", "evaluate"]
+    # judge-compare follows evaluate when the replies changed; nothing before fine-tuning runs
+    assert [s for s in ran(exp.stdout) if s != "judge-compare"] == ["finetune@tiny_arabiangpt", "evaluate"]
 
     table = list(csv.DictReader(io.StringIO(sh(path, "dvc", "exp", "show", "--csv").stdout)))
     assert len(table) >= 2  # the committed baseline and the experiment
@@ -272,8 +274,10 @@ def test_exp_run_with_a_stricter_near_dup_threshold_moves_the_quality_metrics(re
     sh(path, "dvc", "checkout")
     before = json.loads(sh(path, "git", "show", "HEAD:metrics/quality.json").stdout)
     kept_before = json.loads(sh(path, "git", "show", "HEAD:metrics/clean.json").stdout)["kept"]
-    # 0.08: about one bundled conversation in nine has another this similar (MinHash Jaccard, 5-char shingles).
-    exp = sh(path, "dvc", "exp", "run", "-n", "near-dup-strict", "-S", "clean.near_dup_threshold=0.08")
+    # Unrelated Arabic conversations share common character 5-grams: MinHash similarity 0.05 at the median
+    # among the bundled ones, 0.10 at the 99th percentile. At 0.17 (counted from an estimate of 0.10, two
+    # standard errors below) a few dozen of the most similar pairs count, so some conversations go.
+    exp = sh(path, "dvc", "exp", "run", "-n", "near-dup-strict", "-S", "clean.near_dup_threshold=0.17")
     assert {"clean", "split", "quality"} <= set(ran(exp.stdout))
     after = json.loads((path / "metrics/quality.json").read_text())
     clean = json.loads((path / "metrics/clean.json").read_text())

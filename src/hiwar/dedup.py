@@ -66,6 +66,11 @@ class MinHasher:
         return signature
 
 
+# Up to this many texts every pair is compared (a few seconds at most), so any threshold finds all its pairs.
+# Above it, banded LSH (`lsh_bands`) bounds the work; it misses more of the pairs far below 0.7.
+EXACT_UP_TO = 2000
+
+
 def decision_threshold(threshold: float, num_perm: int) -> float:
     """The estimate at which a pair counts as similar. `threshold` is on the true Jaccard similarity; the
     estimate (share of equal bins) has standard error sqrt(J(1-J)/num_perm), so pairs truly at the threshold
@@ -112,15 +117,19 @@ class NearDupIndex:
         return [hash(data[b * width:(b + 1) * width]) for b in range(self.bands)]
 
     def matches(self, signature: np.ndarray) -> list[str]:
-        """Keys of added texts whose estimated Jaccard similarity reaches the decision threshold, best first."""
-        candidates = set()
-        for table, band in zip(self.tables, self._band_hashes(signature)):
-            found = table.get(band)
-            if found is not None:
-                candidates.update(found if isinstance(found, list) else (found,))
-        if not candidates:
+        """Keys of added texts whose estimated Jaccard similarity reaches the decision threshold, best first.
+        While the index holds at most EXACT_UP_TO texts every one is compared; above, only LSH candidates."""
+        if len(self.keys) <= EXACT_UP_TO:
+            ids = np.arange(len(self.keys), dtype=np.int64)
+        else:
+            candidates = set()
+            for table, band in zip(self.tables, self._band_hashes(signature)):
+                found = table.get(band)
+                if found is not None:
+                    candidates.update(found if isinstance(found, list) else (found,))
+            ids = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+        if not len(ids):
             return []
-        ids = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
         similarity = (self.store[ids] == signature.astype(np.uint32)).mean(axis=1)
         order = np.argsort(-similarity, kind="stable")
         return [self.keys[ids[i]] for i in order if similarity[i] >= self.cut]
@@ -173,6 +182,12 @@ def similar_pairs(signatures: np.ndarray, threshold: float) -> tuple[np.ndarray,
     n, num_perm = signatures.shape
     bands, rows = lsh_bands(threshold, num_perm)
     cut = decision_threshold(threshold, num_perm)
+    if n <= EXACT_UP_TO:  # every pair
+        i, j = np.triu_indices(n, 1)
+        similarity = np.concatenate([(signatures[i[k:k + 65536]] == signatures[j[k:k + 65536]]).mean(axis=1)
+                                     for k in range(0, len(i), 65536)]) if len(i) else np.zeros(0)
+        keep = similarity >= cut
+        return i[keep].astype(np.int64), j[keep].astype(np.int64)
     found = []
     for band in range(bands):
         block = np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows], dtype=np.uint32)
