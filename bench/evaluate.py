@@ -31,7 +31,7 @@ from hiwar.evaluation.metrics import generate_replies, reply_prompts  # noqa: E4
 from hiwar.params import StandIn  # noqa: E402
 from hiwar.standins import blocks, build_model, pretrain, text_corpus, train_tokenizer  # noqa: E402
 from hiwar.training.chat_format import add_chat_format, render  # noqa: E402
-from interleave import interleave, summarize  # noqa: E402
+from interleave import add_repeats, interleave, parse, summarize  # noqa: E402
 
 
 def chat_standin(conversations: list[list[dict]], steps: int):
@@ -56,13 +56,8 @@ def main():
     parser.add_argument("--max-new-tokens", type=int, default=64, help="reply length cap, as evaluate.max_new_tokens")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--conversations", type=int, default=12, help="bundled conversations the stand-in learns")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads, the same on both sides (1: on a shared machine more threads spin-wait)")
-    parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
-    args = parser.parse_args()
-    if args.repeats < 3:
-        parser.error("--repeats: at least 3 (one run is not evidence)")
-    torch.set_num_threads(args.threads)
+    add_repeats(parser, threads=True)
+    args = parse(parser)
     conversations = [c["messages"] for c in load_bundled().conversations][:: 11][: args.conversations]
     tokenizer, model = chat_standin(conversations, args.train_steps)
     model.eval()

@@ -50,7 +50,7 @@ from hiwar.training.chat_format import ASSISTANT, END, IGNORE, SYSTEM, USER, add
 from hiwar.training.data import PadCollator, encode_split, pack  # noqa: E402
 from hiwar.training.packed_attention import use_packed_attention  # noqa: E402
 from hiwar.training.trainer import _trainer_classes  # noqa: E402
-from interleave import interleave, summarize  # noqa: E402
+from interleave import add_repeats, interleave, parse, summarize  # noqa: E402
 
 BATCH, MAX_LENGTH, LR = 8, 1024, 1e-3
 SETTINGS = {
@@ -192,13 +192,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=64,
                         help="conversations per run: each run is one epoch over the same ones, on every side")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads, the same on every side (1: on a shared machine more threads spin-wait)")
-    parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
-    args = parser.parse_args()
-    if args.repeats < 3:
-        parser.error("--repeats: at least 3 (one run is not evidence)")
-    torch.set_num_threads(args.threads)
+    add_repeats(parser, threads=True)
+    args = parse(parser)
     bundled = load_bundled()
     rng = np.random.default_rng(0)
     conversations = [c["messages"][: 2 * int(rng.integers(1, len(c["messages"]) // 2 + 1))] for c in bundled.conversations]

@@ -38,7 +38,7 @@ from hiwar.generation.fake import FakeBackend  # noqa: E402
 from hiwar.generation.grid import build_grid  # noqa: E402
 from hiwar.params import load_section  # noqa: E402
 from hiwar.bundled import load_bundled  # noqa: E402
-from interleave import interleave, spread, summarize  # noqa: E402  (bench/interleave.py)
+from interleave import add_repeats, interleave, parse, spread, summarize  # noqa: E402  (bench/interleave.py)
 
 GENERATOR = Path("models/generator/tiny_generator")
 
@@ -161,14 +161,12 @@ def cached_paper_grid(repeats: int) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
+    add_repeats(parser)
     parser.add_argument("--local-requests", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--http-requests", type=int, default=480)
     parser.add_argument("--only", choices=["local", "http", "endpoints", "cache"], default=None)
-    args = parser.parse_args()
-    if args.repeats < 3:
-        parser.error("--repeats: at least 3 (one run is not evidence)")
+    args = parse(parser)
     if args.only in (None, "local"):
         local_batching(args.local_requests, args.new_tokens, args.repeats)
     if args.only in (None, "http"):

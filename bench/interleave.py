@@ -7,8 +7,29 @@ and the ratio of each round's pair are summarised as median [min, max].
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from typing import Callable
+
+
+def add_repeats(parser: argparse.ArgumentParser, threads: bool = False) -> None:
+    """The options every bench shares: --repeats (at least 3, checked by `parse`) and, for torch benches,
+    --threads (the same on every side)."""
+    parser.add_argument("--repeats", type=int, default=3, help="measured rounds per side, after a warm-up")
+    if threads:
+        parser.add_argument("--threads", type=int, default=1, help="torch threads, the same on every side "
+                            "(1: on a shared machine more threads spin-wait)")
+
+
+def parse(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    if args.repeats < 3:
+        parser.error("--repeats: at least 3 (one run is not evidence)")
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return args
 
 
 def interleave(sides: dict[str, Callable[[], float]], repeats: int = 3, warmup: bool = True) -> dict[str, list[float]]:
