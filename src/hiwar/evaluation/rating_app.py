@@ -64,6 +64,19 @@ def create_app(ratings_dir: Path, params) -> Flask:
             abort(404)  # the same answer for a wrong token as for a wrong page: nothing to probe
         return name
 
+    def rater_at(token: str, n: int) -> tuple[str, dict]:
+        """The rater and their item at position n, or 404."""
+        name = rater_for(token)
+        position = store().position(name, n)
+        if position is None:
+            abort(404)
+        return name, position
+
+    def save(name: str, n: int, position: dict, criterion: str, value: str, seconds: float) -> None:
+        """An answer as the page showed it, stored as the key's sides (a pairwise position may be swapped)."""
+        stored = _from_shown(check_answer(value, params.mode, params.scale), position["swapped"])
+        store().save(name, n, criterion, str(stored), seconds)
+
     @app.after_request
     def headers(response):
         response.headers["Content-Security-Policy"] = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -81,10 +94,7 @@ def create_app(ratings_dir: Path, params) -> Flask:
 
     @app.get("/r/<token>/<int:n>")
     def page(token, n):
-        name = rater_for(token)
-        position = store().position(name, n)
-        if position is None:
-            abort(404)
+        name, position = rater_at(token, n)
         item = items[position["item"]]
         if params.mode == "pairwise":
             replies = [item["reply_b"], item["reply_a"]] if position["swapped"] else [item["reply_a"], item["reply_b"]]
@@ -101,10 +111,7 @@ def create_app(ratings_dir: Path, params) -> Flask:
     @app.post("/r/<token>/<int:n>/answer")
     def answer(token, n):
         """One answer (criterion and value) or the comment, stored at once; JSON in, JSON out."""
-        name = rater_for(token)
-        position = store().position(name, n)
-        if position is None:
-            abort(404)
+        name, position = rater_at(token, n)
         data = request.get_json(silent=True) or {}
         seconds = data.get("seconds", 0)
         if not isinstance(seconds, (int, float)):
@@ -115,22 +122,17 @@ def create_app(ratings_dir: Path, params) -> Flask:
         criterion, value = data.get("criterion"), str(data.get("value", ""))
         if criterion not in params.criteria or value not in choices:
             return jsonify(error=f"expected a criterion of {params.criteria} and a value of {choices}"), 400
-        stored = _from_shown(check_answer(value, params.mode, params.scale), position["swapped"])
-        store().save(name, n, criterion, str(stored), seconds)
+        save(name, n, position, criterion, value, seconds)
         return jsonify(saved=criterion, answered=store().answered(name, params.criteria))
 
     @app.post("/r/<token>/<int:n>")
     def submit(token, n):
         """The same answers from the plain form (a browser without JavaScript), then the next item."""
-        name = rater_for(token)
-        position = store().position(name, n)
-        if position is None:
-            abort(404)
+        name, position = rater_at(token, n)
         for criterion in params.criteria:
             value = request.form.get(criterion, "")
             if value in choices:
-                store().save(name, n, criterion,
-                             str(_from_shown(check_answer(value, params.mode, params.scale), position["swapped"])), 0)
+                save(name, n, position, criterion, value, 0)
         if "comment" in request.form:
             store().save_comment(name, n, request.form["comment"][:4000], 0)
         following = n + 1 if n < store().count(name) else None
