@@ -101,12 +101,14 @@ class HttpParams(Section):
     cooldown: float = Field(ge=0)  # seconds out of rotation before one probe request may go there
 
 
-class GenerateParams(Section):
-    backend: Literal["transformers", "http", "vllm", "fake"]
+class ModelCalls(Section):
+    """How a stage asks a model (the generation backends, the response cache, the failure threshold):
+    shared by `generate` and `judge`, which add their own backend choices, templates and settings."""
+
+    backend: str
     model: str  # a local directory, a hub id, or the model name a server serves
     revision: str | None  # hub revision or served model version: part of the cache key
     template: str
-    few_shot: int = Field(ge=0)  # bundled conversations on the same topic shown in the prompt
     trust_remote_code: bool
     batch_size: int = Field(ge=1)
     max_new_tokens: int = Field(ge=1)
@@ -117,6 +119,11 @@ class GenerateParams(Section):
     cache_dir: str  # content-addressed response cache, outside the stage's outs
     max_failure_rate: float = Field(ge=0, le=1)
     http: HttpParams
+
+
+class GenerateParams(ModelCalls):
+    backend: Literal["transformers", "http", "vllm", "fake"]
+    few_shot: int = Field(ge=0)  # bundled conversations on the same topic shown in the prompt
 
 
 # --- clean --------------------------------------------------------------------------------------------
@@ -243,30 +250,17 @@ class RatingParams(Section):
 # --- judge (an LLM judge; the generation backends, cache and accounting) -----------------------------------
 
 
-class JudgeParams(Section):
+class JudgeParams(ModelCalls):
     # none: no judge configured (the tiny profile: its stand-in generator cannot judge); the stage then
-    # writes {"status": "not judged"} and never a score.
+    # writes {"status": "not judged"} and never a score. `template`: src/hiwar/judge/templates/<template>.<language>.j2
     backend: Literal["none", "transformers", "http", "vllm"]
-    model: str  # a local directory, a hub id, or the model name a server serves
-    revision: str | None  # part of the cache key
-    template: str  # src/hiwar/judge/templates/<template>.<language>.j2
     language: Literal["ar", "en"]  # the language the judge is instructed in
     criteria: list[str] = Field(min_length=1)  # the rubric's criteria (src/hiwar/judge/templates/rubric.yaml)
-    trust_remote_code: bool
-    batch_size: int = Field(ge=1)
-    max_new_tokens: int = Field(ge=1)
-    temperature: float = Field(ge=0)
-    top_p: float = Field(gt=0, le=1)
-    stop: list[str]
-    seed: int
     parse_retries: int = Field(ge=0)  # a malformed answer is asked again (new sample index) this many times
     min_score: int | None = Field(ge=1, le=5)  # gate: a conversation with any criterion below it is rejected
     pairwise: bool  # compare the evaluated models' replies pairwise (both orders)
     rate_items: bool  # score the blinded human-rating items, for judge-vs-human agreement
     bootstrap: int = Field(ge=10)
-    cache_dir: str
-    max_failure_rate: float = Field(ge=0, le=1)
-    http: HttpParams
 
 
 # --- quality ------------------------------------------------------------------------------------------

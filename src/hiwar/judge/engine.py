@@ -20,7 +20,7 @@ from hiwar.generation import Backend, get_backend
 from hiwar.generation.cache import ResponseCache, request_key
 from hiwar.generation.driver import ask
 from hiwar.judge.parse import Malformed
-from hiwar.params import GenerateParams, JudgeParams
+from hiwar.params import GenerateParams, JudgeParams, ModelCalls
 
 DECODING = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
 
@@ -45,12 +45,8 @@ class Answer:
 def backend_params(params: JudgeParams) -> GenerateParams:
     """The judge's settings in the shape the generation backends take. Requests go to the chat endpoint (or
     the model's own chat template): `template` there only says so."""
-    return GenerateParams(
-        backend=params.backend, model=params.model, revision=params.revision, template="chat", few_shot=0,
-        trust_remote_code=params.trust_remote_code, batch_size=params.batch_size,
-        max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
-        stop=params.stop, seed=params.seed, cache_dir=params.cache_dir, max_failure_rate=params.max_failure_rate,
-        http=params.http)
+    shared = {name: getattr(params, name) for name in ModelCalls.model_fields}
+    return GenerateParams(**shared | {"template": "chat", "few_shot": 0})
 
 
 def open_judge(params: JudgeParams) -> tuple[Backend, ResponseCache]:
