@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hiwar.training.chat_format import END, IGNORE, ROLE_TOKENS, encode, label_runs, render
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums
+from hiwar.evaluation.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums, interval
 
 
 def context_length(model) -> int:
@@ -241,7 +241,8 @@ def baseline_draws(baseline: dict, conversations: list, weights: np.ndarray) -> 
 
 def baseline_ci(baseline: dict, conversations: list, rounds: int, seed: int) -> list[float]:
     weights = cluster_resample_weights(len(set(conversations)), rounds, seed)
-    return [round(float(q), 4) for q in np.nanquantile(baseline_draws(baseline, conversations, weights), [0.025, 0.975])]
+    draws = baseline_draws(baseline, conversations, weights)
+    return interval(draws[~np.isnan(draws)])  # rounds without a baseline pair
 
 
 def rescale(score, baseline: float):
@@ -260,9 +261,9 @@ def embedding_score(replies: np.ndarray, references: np.ndarray, baseline: dict,
     rescaled = rescale(means, baseline_draws(baseline, conversations, weights))
     return {
         "embedding_score": round(float(cosines.mean()), 4),
-        "embedding_score_ci95": [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])],
+        "embedding_score_ci95": interval(means),
         "embedding_score_rescaled": round(float(rescale(cosines.mean(), baseline["b"])), 4),
-        "embedding_score_rescaled_ci95": [round(float(q), 4) for q in np.nanquantile(rescaled, [0.025, 0.975])],
+        "embedding_score_rescaled_ci95": interval(rescaled[~np.isnan(rescaled)]),  # rounds without a baseline pair
         "turns": int(len(cosines)),
     }
 

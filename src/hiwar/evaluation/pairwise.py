@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
+from hiwar.evaluation.stats import interval
 
 COLUMNS = ["item", "model_a", "model_b", "winner"]
 OUTCOMES = ("wins", "ties", "losses")
@@ -51,6 +52,6 @@ def win_tie_loss(verdicts: pd.DataFrame, rounds: int, seed: int) -> dict:
             entry[name] = int(totals[i])
         for i, name in enumerate(("win", "tie", "loss")):
             entry[f"{name}_share"] = round(float(totals[i] / totals.sum()), 4)
-            entry[f"{name}_share_ci95"] = [round(float(q), 4) for q in np.quantile(shares[:, i], [0.025, 0.975])]
+            entry[f"{name}_share_ci95"] = interval(shares[:, i])
         summary[f"{a} vs {b}"] = entry
     return summary

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import bootstrap_ci
+from hiwar.evaluation.stats import bootstrap_ci, interval
 
 KEY_COLUMNS = ["item", "model", "kind", "turn"]
 PAIR_KEY_COLUMNS = ["item", "turn", "model_a", "model_b"]  # model names as "<model>_<kind>"
@@ -188,7 +188,7 @@ def krippendorff_alpha_interval(table: pd.DataFrame) -> float:
 def _quantiles(values) -> list[float] | None:
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
-    return [round(float(q), 4) for q in np.quantile(values, [0.025, 0.975])] if len(values) else None
+    return interval(values) if len(values) else None
 
 
 def _round(x: float) -> float | None:

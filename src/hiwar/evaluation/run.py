@@ -24,7 +24,7 @@ from hiwar.evaluation.metrics import (
     score_tokens,
     summarize_perplexity,
 )
-from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, paired_difference, paired_statistic
+from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
 from hiwar.training.chat_format import end_of_turn
 
@@ -81,7 +81,7 @@ def chrf_ci(statistics: np.ndarray, conversations: list, rounds: int, seed: int)
     """95% interval of corpus chrF, resampling conversations."""
     sums = np.stack([cluster_sums(col, conversations)[0] for col in statistics.T], axis=1)
     scores = chrf_from_statistics(cluster_resample_weights(len(sums), rounds, seed) @ sums)
-    return [round(float(q), 2) for q in np.quantile(scores, [0.025, 0.975])]
+    return interval(scores, digits=2)
 
 
 def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParams, total: int | None = None):

@@ -10,12 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def interval(draws, digits: int = 4) -> list[float]:
+    """The 95% percentile interval of bootstrap draws, rounded."""
+    return [round(float(q), digits) for q in np.quantile(draws, [0.025, 0.975])]
+
+
 def bootstrap_ci(values: np.ndarray, rounds: int, seed: int) -> list[float]:
     """95% percentile-bootstrap interval of the mean of independent values."""
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, len(values), size=(rounds, len(values)))].mean(axis=1)
-    return [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])]
+    return interval(means)
 
 
 def cluster_sums(values: np.ndarray, clusters: list) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +47,7 @@ def cluster_bootstrap_means(values: np.ndarray, clusters: list, rounds: int, see
 def cluster_bootstrap_ci(values: np.ndarray, clusters: list, rounds: int, seed: int) -> list[float]:
     """95% percentile interval of the mean of `values`, resampling clusters (conversations), not values."""
     means = cluster_bootstrap_means(values, clusters, rounds, seed)
-    return [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])]
+    return interval(means)
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, clusters: list, rounds: int, seed: int) -> dict:
@@ -73,5 +78,5 @@ def paired_statistic(a: np.ndarray, b: np.ndarray, clusters: list, statistic, ro
     null = statistic(swap @ a_sums + (1 - swap) @ b_sums) - statistic(swap @ b_sums + (1 - swap) @ a_sums)
     p = (1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (rounds + 1)
     return {"difference": round(observed, 4),
-            "ci95": [round(float(q), 4) for q in np.quantile(boot, [0.025, 0.975])],
+            "ci95": interval(boot),
             "p_value": round(float(p), 4), "conversations": int(len(a_sums)), "items": int(len(a))}

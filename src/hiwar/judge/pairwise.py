@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.evaluation.pairwise import win_tie_loss
+from hiwar.evaluation.stats import bootstrap_ci
 from hiwar.judge.engine import Answer, Task
 from hiwar.judge.rubric import Prompts
 
@@ -77,11 +78,7 @@ def combine(items: pd.DataFrame, answers: list[Answer]) -> pd.DataFrame:
 
 
 def _share_ci(flags: np.ndarray, rounds: int, seed: int) -> list[float]:
-    if len(flags) == 0:
-        return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    means = flags[rng.integers(0, len(flags), size=(rounds, len(flags)))].mean(axis=1)
-    return [round(float(q), 4) for q in np.quantile(means, [0.025, 0.975])]
+    return bootstrap_ci(flags, rounds, seed) if len(flags) else [float("nan"), float("nan")]
 
 
 def pairwise_metrics(verdicts: pd.DataFrame, rounds: int, seed: int) -> dict:
