@@ -290,7 +290,20 @@ class QualityParams(Section):
         return sorted(set(value))
 
 
+# --- reproducibility: the CPU kernels every stage runs with (docs/reproducibility.md) ------------------------
+
+
+class ReproducibilityParams(Section):
+    # Each one was measured to change the stand-ins' weights between CPUs or thread counts.
+    cpu_capability: Literal["default", "avx2", "avx512"] = "avx2"  # ATen's vector kernels (ATEN_CPU_CAPABILITY)
+    onednn: bool = False  # oneDNN JIT-compiles for the CPU it finds (AVX-512 GELU on some, AVX2 on others)
+    mkl_cbwr: str = "AVX2"  # MKL's code branch (MKL_CBWR); COMPATIBLE is CPU-proof but 1.7x slower
+    openblas_coretype: str = "Haswell"  # numpy's OpenBLAS kernels (OPENBLAS_CORETYPE); Haswell = AVX2
+    threads: int = Field(default=2, ge=1)  # intra-op threads: the split of every parallel reduction
+
+
 SECTIONS: dict[str, type[Section]] = {
+    "reproducibility": ReproducibilityParams,
     "models": ModelsParams,
     "grid": GridParams,
     "generate": GenerateParams,

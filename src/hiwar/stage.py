@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 from hiwar.errors import HiwarError
+from hiwar.reproducible import pin, settings
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -14,6 +15,7 @@ def run_stage(main: Callable[[], None]) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     try:
+        pin(settings())  # the same kernels and thread count on every machine (hiwar.reproducible)
         main()
     except HiwarError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`hiwar report`, `compare`, `diff`, `pull`, `publish`: read, compare and share results."""
+"""`hiwar report`, `compare`, `diff`, `pull`, `publish`, `verify`: read, compare, share and check results."""
 
 from __future__ import annotations
 
@@ -116,3 +116,40 @@ def diff_command(rev_a, rev_b, out):
         with atomic_path(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
     click.echo(text.rstrip())
+
+
+@main.command("verify")
+@click.argument("stages", nargs=-1)
+@click.option("--rev", default="HEAD", show_default=True, help="The committed revision to rebuild and check.")
+@click.option("--tolerant", is_flag=True, help="Pass when outputs differ but every metric lies within the "
+              "tolerance configs/verify.yaml states for it (for CPUs outside the guarantee).")
+@click.option("--workdir", default=None, type=click.Path(file_okay=False),
+              help="An empty or missing folder for the scratch clone (default: a new temporary folder).")
+def verify_command(stages, rev, tolerant, workdir):
+    """Rebuild REV from scratch and compare every output with its committed dvc.lock.
+
+    The revision is cloned into a scratch folder with no DVC cache, no run-cache and no generation cache;
+    `dvc repro --force` then builds STAGES and everything upstream of them (default: every stage). Each
+    stage is reported identical, changed because its input differed from the lock, or changed from the
+    same inputs (not reproducible here); the first difference is named, and every metric that moved is
+    listed with its delta. Exit 0 only when every output is byte-identical, or with --tolerant when every
+    moved metric lies within its stated tolerance. docs/reproducibility.md says what is guaranteed where.
+    """
+    from pathlib import Path
+
+    from hiwar.verify import verify
+
+    if workdir and Path(workdir).exists() and any(Path(workdir).iterdir()):
+        raise click.BadParameter(f"{workdir} is not empty", param_hint="--workdir")
+    report = verify(Path("."), list(stages), rev=rev, workdir=Path(workdir) if workdir else None)
+    click.echo(f"hiwar verify {rev}: {len(report.verdicts)} stages rebuilt")
+    for line in report.lines():
+        click.echo(line)
+    if report.identical:
+        click.echo("verified: byte-identical to the committed dvc.lock")
+    elif tolerant and report.within_tolerance:
+        click.echo("verified within tolerance: outputs differ, every moved metric is within its tolerance")
+    else:
+        click.echo("not verified" + ("" if tolerant else " (outputs differ; --tolerant would accept stated "
+                                     "metric tolerances)"), err=True)
+        raise SystemExit(1)

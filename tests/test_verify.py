@@ -1,0 +1,139 @@
+"""hiwar verify: the lock comparison on hand-made locks, and end to end on scratch projects, where a planted
+difference must be named with its stage and its cause."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from hiwar.verify import MetricDelta, Report, compare_locks, compare_metrics, load_tolerances, numbers, tolerance_for
+
+
+def lock(**stages):
+    return {"schema": "2.0", "stages": stages}
+
+
+def stage(deps=None, outs=None, params=None):
+    return {"cmd": "x", "deps": [{"path": p, "md5": h} for p, h in (deps or {}).items()],
+            "params": {"params.yaml": params or {}}, "outs": [{"path": p, "md5": h} for p, h in (outs or {}).items()]}
+
+
+def test_same_inputs_with_other_outputs_is_told_apart_from_an_input_that_differed():
+    committed = lock(a=stage({"in.txt": "1"}, {"mid": "m"}), b=stage({"mid": "m"}, {"out": "o"}), c=stage(outs={"c": "1"}))
+    rebuilt = lock(a=stage({"in.txt": "1"}, {"mid": "M"}), b=stage({"mid": "M"}, {"out": "O"}), c=stage(outs={"c": "1"}))
+    verdicts = compare_locks(committed, rebuilt)
+    assert [(v.stage, v.status, v.differing) for v in verdicts] == [
+        ("a", "other outputs", ["mid"]), ("b", "input differed", ["mid"]), ("c", "identical", [])]
+    lines = Report(verdicts, []).lines()
+    assert "first difference: stage a gave other outputs from the same inputs (mid)" in lines[-1]
+
+
+def test_a_param_value_counts_as_an_input():
+    committed = lock(a=stage(outs={"o": "1"}, params={"models.seed": 0}))
+    rebuilt = lock(a=stage(outs={"o": "2"}, params={"models.seed": 1}))
+    (verdict,) = compare_locks(committed, rebuilt)
+    assert (verdict.status, verdict.differing) == ("input differed", ["params.yaml:models.seed"])
+
+
+def test_a_stage_missing_from_the_committed_lock_is_not_identical():
+    (verdict,) = compare_locks(lock(), lock(a=stage(outs={"o": "1"})))
+    assert verdict.status == "not in the committed lock"
+    assert not Report([verdict], []).identical
+
+
+def test_metric_deltas_respect_the_first_matching_tolerance_and_nothing_else():
+    tolerances = [("metrics/models.json:*.final_loss", 0.0005)]
+    files = {"metrics/models.json": ({"g": {"final_loss": 5.9152, "blocks": 149}, "ok": True},
+                                     {"g": {"final_loss": 5.9151, "blocks": 150}, "ok": False})}
+    deltas = {d.key: d for d in compare_metrics(files, tolerances)}
+    assert set(deltas) == {"metrics/models.json:g.final_loss", "metrics/models.json:g.blocks"}
+    assert deltas["metrics/models.json:g.final_loss"].within
+    assert not deltas["metrics/models.json:g.blocks"].within  # no tolerance stated: must be equal
+    assert not MetricDelta("k", None, 1.0, 10.0).within  # a metric that vanished is never within tolerance
+
+
+def test_numbers_flattens_nested_metrics_and_skips_booleans_and_strings():
+    assert numbers({"a": {"b": [1, {"c": 2.5}]}, "d": True, "e": "x"}) == {"a.b.0": 1.0, "a.b.1.c": 2.5}
+
+
+def test_the_committed_tolerances_file_is_valid_and_states_no_tolerance_for_counts():
+    tolerances = load_tolerances(ROOT / "configs/verify.yaml")
+    assert tolerance_for("metrics/models.json:tiny_arabiangpt.final_loss", tolerances) == 0.0005
+    assert tolerance_for("metrics/clean.json:kept", tolerances) is None
+
+
+def test_a_malformed_tolerances_file_is_one_clear_error(tmp_path):
+    from hiwar.errors import HiwarError
+
+    bad = tmp_path / "verify.yaml"
+    bad.write_text("tolerances:\n  'metrics/x.json:*': -1\n")
+    with pytest.raises(HiwarError, match="verify.yaml: tolerances: expected"):
+        load_tolerances(bad)
+
+
+# --- end to end ----------------------------------------------------------------------------------------------
+
+
+def hiwar(cwd, *args):
+    env_path = f"{Path(sys.executable).parent}"
+    import os
+
+    env = dict(os.environ, PATH=f"{env_path}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t.invalid")
+    return subprocess.run([sys.executable, "-m", "hiwar.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture()
+def micro_project(tmp_path):
+    """A scratch project on micro params whose `models` stage ran and was committed."""
+    from test_pipeline import micro, sh
+
+    project = tmp_path / "project"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, files.split("\0")):
+        if not name.startswith(("metrics/", "dvclive/")) and name != "dvc.lock":
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, project / name)
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    (project / "params.yaml").write_text(yaml.safe_dump(micro(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    sh(project, "git", "init", "-q")
+    sh(project, "dvc", "repro", "models")
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "commit", "-qm", "micro models")
+    return project, sh
+
+
+@pytest.mark.slow
+def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_is_named(micro_project, tmp_path):
+    project, sh = micro_project
+    ok = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "first"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "verified: byte-identical to the committed dvc.lock" in ok.stdout
+
+    # One byte of one bundled conversation changes; the lock still records the file as it was.
+    path = project / "data/bundled/conversations.jsonl"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("،", ",", 1), encoding="utf-8")
+    sh(project, "git", "commit", "-qam", "planted: one byte of a bundled conversation")
+    failed = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "second"))
+    assert failed.returncode == 1
+    assert ("first difference: stage models, whose input differed from the lock: data/bundled/conversations.jsonl"
+            in failed.stdout), failed.stdout
+
+
+@pytest.mark.slow
+def test_a_thread_count_other_than_the_one_that_made_the_lock_is_caught_as_other_outputs(micro_project, tmp_path):
+    # The lock claims 1 thread made the outputs that 2 threads made: the rebuild runs the stage with 1 thread
+    # on the very inputs the lock records, so a difference can only come from the kernels' reduction order.
+    project, sh = micro_project
+    for name in ("params.yaml", "dvc.lock"):
+        path = project / name
+        path.write_text(path.read_text(encoding="utf-8").replace("threads: 2", "threads: 1"), encoding="utf-8")
+    sh(project, "git", "commit", "-qam", "planted: the lock says 1 thread")
+    failed = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "rebuild"))
+    assert failed.returncode == 1
+    assert "first difference: stage models gave other outputs from the same inputs" in failed.stdout, failed.stdout
