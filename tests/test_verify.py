@@ -126,14 +126,15 @@ def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_i
 
 
 @pytest.mark.slow
-def test_a_thread_count_other_than_the_one_that_made_the_lock_is_caught_as_other_outputs(micro_project, tmp_path):
-    # The lock claims 1 thread made the outputs that 2 threads made: the rebuild runs the stage with 1 thread
-    # on the very inputs the lock records, so a difference can only come from the kernels' reduction order.
+def test_kernels_other_than_the_ones_that_made_the_lock_are_caught_as_other_outputs(micro_project, tmp_path):
+    # The lock claims ATen's scalar kernels made the outputs that its AVX2 kernels made: the rebuild runs the
+    # stage on the very inputs the lock records, so a difference can only come from the kernels.
     project, sh = micro_project
     for name in ("params.yaml", "dvc.lock"):
         path = project / name
-        path.write_text(path.read_text(encoding="utf-8").replace("threads: 2", "threads: 1"), encoding="utf-8")
-    sh(project, "git", "commit", "-qam", "planted: the lock says 1 thread")
+        path.write_text(path.read_text(encoding="utf-8").replace("cpu_capability: avx2", "cpu_capability: default"),
+                        encoding="utf-8")
+    sh(project, "git", "commit", "-qam", "planted: the lock says scalar kernels")
     failed = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "rebuild"))
     assert failed.returncode == 1
     assert "first difference: stage models gave other outputs from the same inputs" in failed.stdout, failed.stdout
