@@ -116,8 +116,10 @@ def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_i
 
     # One byte of one bundled conversation changes; the lock still records the file as it was.
     path = project / "data/bundled/conversations.jsonl"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("،", ",", 1), encoding="utf-8")
+    data = path.read_bytes()
+    planted = data.replace("ا".encode(), "أ".encode(), 1)  # D8 A7 -> D8 A3: one byte of one word
+    assert sum(a != b for a, b in zip(data, planted)) == 1
+    path.write_bytes(planted)
     sh(project, "git", "commit", "-qam", "planted: one byte of a bundled conversation")
     failed = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "second"))
     assert failed.returncode == 1
