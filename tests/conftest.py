@@ -17,13 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _pin_kernels() -> None:
     """The stages' kernel pins (hiwar.reproducible) for this process and every stage a test starts, as
     `./run stage` sets them; numpy's OpenBLAS reads its own before any test runs."""
-    import yaml
+    from hiwar.reproducible import environment, settings
 
-    from hiwar.params import ReproducibilityParams
-    from hiwar.reproducible import environment
-
-    section = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")).get("reproducibility") or {}
-    for name, value in environment(ReproducibilityParams.model_validate(section)).items():
+    for name, value in environment(settings(ROOT / "params.yaml")).items():
         os.environ.setdefault(name, value)
 
 

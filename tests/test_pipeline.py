@@ -64,18 +64,23 @@ def micro(params: dict) -> dict:
     return params
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("hiwar")
+def micro_project(dest: Path) -> Path:
+    """The project's tracked files on micro params, in a new git repository with nothing committed yet."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
         if name.startswith(("metrics/", "dvclive/")) or name == "dvc.lock":
             continue  # the scratch run makes its own
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-    (repo / "params.yaml").write_text(yaml.safe_dump(micro(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
-    sh(repo, "git", "init", "-q")
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
+    (dest / "params.yaml").write_text(yaml.safe_dump(micro(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    sh(dest, "git", "init", "-q")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = micro_project(tmp_path_factory.mktemp("hiwar"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "scratch")
     first = sh(repo, "dvc", "repro")

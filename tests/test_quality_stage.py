@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from hiwar.reproducible import environment, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +35,8 @@ def project(tmp_path, bundled):
 
 def run_stage(path):
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    # The kernel pins conftest set, as `./run stage` would (a stage started without them warns on stderr).
-    env |= {k: v for k, v in os.environ.items() if k.endswith(("_CORETYPE", "_CBWR", "_CPU_CAPABILITY", "_NUM_THREADS"))}
+    # The kernel pins, as `./run stage` sets them (a stage started without them warns on stderr).
+    env |= environment(settings(ROOT / "params.yaml"))
     return subprocess.run([sys.executable, str(ROOT / "stages/quality.py")], cwd=path, env=env, capture_output=True, text=True)
 
 

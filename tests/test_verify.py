@@ -1,13 +1,9 @@
 """hiwar verify: the lock comparison on hand-made locks, and end to end on scratch projects, where a planted
 difference must be named with its stage and its cause."""
 
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ROOT
 
 from hiwar.verify import MetricDelta, Report, compare_locks, compare_metrics, load_tolerances, numbers, tolerance_for
@@ -79,28 +75,17 @@ def test_a_malformed_tolerances_file_is_one_clear_error(tmp_path):
 
 
 def hiwar(cwd, *args):
-    env_path = f"{Path(sys.executable).parent}"
-    import os
+    from test_pipeline import sh
 
-    env = dict(os.environ, PATH=f"{env_path}:{os.environ['PATH']}", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t.invalid",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t.invalid")
-    return subprocess.run([sys.executable, "-m", "hiwar.cli", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return sh(cwd, sys.executable, "-m", "hiwar.cli", *args, check=False)
 
 
 @pytest.fixture()
-def micro_project(tmp_path):
+def micro_models(tmp_path):
     """A scratch project on micro params whose `models` stage ran and was committed."""
-    from test_pipeline import micro, sh
+    from test_pipeline import micro_project, sh
 
-    project = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in filter(None, files.split("\0")):
-        if not name.startswith(("metrics/", "dvclive/")) and name != "dvc.lock":
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, project / name)
-    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
-    (project / "params.yaml").write_text(yaml.safe_dump(micro(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
-    sh(project, "git", "init", "-q")
+    project = micro_project(tmp_path / "project")
     sh(project, "dvc", "repro", "models")
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "micro models")
@@ -108,8 +93,8 @@ def micro_project(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_is_named(micro_project, tmp_path):
-    project, sh = micro_project
+def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_is_named(micro_models, tmp_path):
+    project, sh = micro_models
     ok = hiwar(project, "verify", "models", "--workdir", str(tmp_path / "first"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "verified: byte-identical to the committed dvc.lock" in ok.stdout
@@ -128,10 +113,10 @@ def test_a_clean_rebuild_verifies_and_a_changed_byte_in_a_bundled_conversation_i
 
 
 @pytest.mark.slow
-def test_kernels_other_than_the_ones_that_made_the_lock_are_caught_as_other_outputs(micro_project, tmp_path):
+def test_kernels_other_than_the_ones_that_made_the_lock_are_caught_as_other_outputs(micro_models, tmp_path):
     # The lock claims ATen's scalar kernels made the outputs that its AVX2 kernels made: the rebuild runs the
     # stage on the very inputs the lock records, so a difference can only come from the kernels.
-    project, sh = micro_project
+    project, sh = micro_models
     for name in ("params.yaml", "dvc.lock"):
         path = project / name
         path.write_text(path.read_text(encoding="utf-8").replace("cpu_capability: avx2", "cpu_capability: default"),

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from hiwar.errors import HiwarError
 from hiwar.params import PARAMS_FILE, ReproducibilityParams, load_section, read_params
 
 
-def settings() -> ReproducibilityParams:
+def settings(path: Path = PARAMS_FILE) -> ReproducibilityParams:
     """params.yaml's `reproducibility` section, or the defaults where a folder has none (a test's scratch)."""
-    data = read_params(PARAMS_FILE) if PARAMS_FILE.exists() else {}
+    data = read_params(path) if path.exists() else {}
     if "reproducibility" in data:
-        return load_section("reproducibility", data=data)
+        return load_section("reproducibility", path, data)
     return ReproducibilityParams()
 
 

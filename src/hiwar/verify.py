@@ -154,9 +154,9 @@ def rebuild(workdir: Path, stages: list[str]) -> None:
         raise HiwarError(f"`{' '.join(command)}` failed in {workdir} (exit {done.returncode}); its output is above")
 
 
-def metric_files(lock: dict, stages: set[str]) -> list[str]:
-    """The JSON outputs of the given stages kept in git (metrics, DVCLive summaries)."""
-    return sorted(entry["path"] for name, stage in lock.get("stages", {}).items() if name in stages
+def metric_files(lock: dict) -> list[str]:
+    """The JSON outputs of a lock's stages kept in git (metrics, DVCLive summaries)."""
+    return sorted(entry["path"] for stage in lock.get("stages", {}).values()
                   for entry in stage.get("outs", []) if entry["path"].endswith(".json")
                   and entry["path"].startswith(("metrics/", "dvclive/")))
 
@@ -201,10 +201,8 @@ class Report:
         return out
 
 
-def verify(project: Path, stages: list[str], rev: str = "HEAD", workdir: Path | None = None,
-           tolerances_file: Path | None = None) -> Report:
-    committed_text = _git("show", f"{rev}:dvc.lock", cwd=project)
-    committed = yaml.safe_load(committed_text)
+def verify(project: Path, stages: list[str], rev: str = "HEAD", workdir: Path | None = None) -> Report:
+    committed = yaml.safe_load(_git("show", f"{rev}:dvc.lock", cwd=project))
     workdir = Path(tempfile.mkdtemp(prefix="hiwar-verify-")) if workdir is None else workdir
     scratch_clone(project, rev, workdir)
     # Without a lock in the scratch, the new one holds exactly the stages that ran.
@@ -212,8 +210,8 @@ def verify(project: Path, stages: list[str], rev: str = "HEAD", workdir: Path | 
     rebuild(workdir, stages)
     rebuilt = yaml.safe_load((workdir / "dvc.lock").read_text(encoding="utf-8"))
     files = {path: (read_json_at(project, rev, path), _read(workdir / path))
-             for path in metric_files(rebuilt, set(rebuilt.get("stages", {})))}
-    tolerances = load_tolerances(tolerances_file or workdir / TOLERANCES)
+             for path in metric_files(rebuilt)}
+    tolerances = load_tolerances(workdir / TOLERANCES)
     return Report(compare_locks(committed, rebuilt), compare_metrics(files, tolerances))
 
 
