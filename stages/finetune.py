@@ -4,17 +4,15 @@ Checkpoints go to checkpoints/<model>/ (outside the stage's outs, which DVC dele
 interrupted run resumes where it stopped; they are removed once the model is saved.
 """
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path, is_local_path, read_parquet, require_path, write_json, write_run_facts
+from hiwar.io import is_local_path, read_parquet, require_path, write_json, write_run_facts
 from hiwar.params import load_section
-from hiwar.stage import run_stage
+from hiwar.stage import path_option, run_stage
 
 
 RUN_FACTS = ("train_seconds", "resumed_from_step")  # true of this run only: kept out of the metrics
@@ -22,30 +20,30 @@ RUN_FACTS = ("train_seconds", "resumed_from_step")  # true of this run only: kep
 
 @click.command()
 @click.argument("name")
-def main(name):
+@path_option("--train", "conversations to train on (Parquet, `messages`)")
+@path_option("--validation", "conversations to validate on (Parquet, `messages`)")
+@path_option("--out", "the fine-tuned model folder to write")
+@path_option("--live", "DVCLive's folder for this model's curves")
+@path_option("--metrics", "the training figures to write (JSON)")
+def main(name, train, validation, out, live, metrics):
     params = load_section("finetune")
     if name not in params.models:
         raise HiwarError(f"params.yaml: finetune.models.{name}: no such model (expected one of: {', '.join(params.models)})")
     spec = params.models[name]
     if is_local_path(spec.path):
         require_path(spec.path, f"finetune.models.{name}.path", "a model directory saved with save_pretrained")
-    train = read_parquet("data/split/train.parquet", ["messages"])
-    validation = read_parquet("data/split/validation.parquet", ["messages"])
+    train = read_parquet(train, ["messages"])
+    validation = read_parquet(validation, ["messages"])
 
-    from hiwar.training.trainer import finetune
+    from hiwar.training.trainer import finetune_into
 
     checkpoints = Path("checkpoints") / name
-    # Under `accelerate launch` every process trains; only the main one (rank 0) writes outputs.
-    if int(os.environ.get("RANK", "0")) != 0:
-        with tempfile.TemporaryDirectory() as scratch:
-            finetune(spec, train, validation, Path(scratch), checkpoints, params.seed, name=name,
-                     max_dropped_share=params.max_dropped_share)
+    figures = finetune_into(out, spec, train, validation, checkpoints, params.seed, Path(live), name=name,
+                            max_dropped_share=params.max_dropped_share)
+    if figures is None:  # not the main process of a multi-process launch: it writes nothing
         return
-    with atomic_path(f"models/finetuned/{name}") as out:
-        metrics = finetune(spec, train, validation, out, checkpoints, params.seed, live_dir=Path("dvclive") / name,
-                           name=name, max_dropped_share=params.max_dropped_share)
-    write_run_facts(f"finetune-{name}", {k: metrics.pop(k) for k in RUN_FACTS})
-    write_json(f"metrics/train/{name}.json", metrics)
+    write_run_facts(f"finetune-{name}", {k: figures.pop(k) for k in RUN_FACTS})
+    write_json(metrics, figures)
     shutil.rmtree(checkpoints, ignore_errors=True)
 
 

@@ -4,34 +4,40 @@ backend, and write one raw row per grid row. Fails, writing no output, when too 
 
 import time
 
+import click
+
+from hiwar.bundled import load_bundled
 from hiwar.errors import HiwarError
-from hiwar.generation.driver import check_failure_rate, failure_table, generate, summarize
 from hiwar.generation import get_backend
 from hiwar.generation.cache import ResponseCache
+from hiwar.generation.driver import check_failure_rate, failure_table, generate, summarize
 from hiwar.generation.grid import COLUMNS, TEXT_COLUMNS
-from hiwar.io import read_parquet, write_json, write_jsonl, write_parquet, write_run_facts
+from hiwar.io import read_parquet, run_log_path, write_json, write_jsonl, write_parquet, write_run_facts
 from hiwar.params import load_section
-from hiwar.bundled import load_bundled
-from hiwar.stage import run_stage
-
-FAILURES = "logs/generate-failures.jsonl"
+from hiwar.stage import path_option, run_stage
 
 
-def main():
+@click.command()
+@path_option("--grid", "the prompt grid (Parquet)")
+@path_option("--bundled", "folder of the bundled conversations (few-shot examples)")
+@path_option("--raw", "raw generations to write, one row per grid row (Parquet)")
+@path_option("--metrics", "request and answer counts to write (JSON)")
+def main(grid, bundled, raw, metrics):
     params = load_section("generate")
-    grid = read_parquet("data/grid.parquet", COLUMNS + TEXT_COLUMNS)
+    rows = read_parquet(grid, COLUMNS + TEXT_COLUMNS)
     cache = ResponseCache(params.cache_dir)
     backend = get_backend(params)
     start = time.perf_counter()
-    raw, accounting = generate(grid, backend, params, load_bundled().conversations, cache)
-    metrics, facts = summarize(raw, accounting, time.perf_counter() - start, backend.endpoint_stats())
+    out, accounting = generate(rows, backend, params, load_bundled(bundled).conversations, cache)
+    counts, facts = summarize(out, accounting, time.perf_counter() - start, backend.endpoint_stats())
     write_run_facts("generate", facts)
-    write_jsonl(FAILURES, failure_table(raw).to_dict("records"))
-    message = check_failure_rate(raw, params.max_failure_rate)
+    failures = run_log_path("generate-failures.jsonl")
+    write_jsonl(failures, failure_table(out).to_dict("records"))
+    message = check_failure_rate(out, params.max_failure_rate)
     if message:
-        raise HiwarError(f"{message} Each failed request with its last error: {FAILURES}")
-    write_parquet("data/raw/generations.parquet", raw)
-    write_json("metrics/generate.json", metrics)
+        raise HiwarError(f"{message} Each failed request with its last error: {failures}")
+    write_parquet(raw, out)
+    write_json(metrics, counts)
 
 
 if __name__ == "__main__":

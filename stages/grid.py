@@ -1,17 +1,21 @@
 """Stage `grid`: one row per conversation to generate, from topics x countries x dialogue shapes."""
 
+import click
+
+from hiwar.bundled import load_bundled
 from hiwar.generation.grid import build_grid
 from hiwar.io import write_parquet
 from hiwar.params import load_section
-from hiwar.bundled import load_bundled
-from hiwar.stage import run_stage
+from hiwar.stage import path_option, run_stage
 
 
-def main():
-    params = load_section("grid")
-    grid = build_grid(params, load_bundled())
-    write_parquet("data/grid.parquet", grid)
-    print(f"grid: {len(grid)} conversations over {grid['cell_id'].nunique()} cells, {grid['topic'].nunique()} topics")
+@click.command()
+@path_option("--bundled", "folder of the bundled topics and countries")
+@path_option("--grid", "the grid to write (Parquet)")
+def main(bundled, grid):
+    rows = build_grid(load_section("grid"), load_bundled(bundled))
+    write_parquet(grid, rows)
+    print(f"grid: {len(rows)} conversations over {rows['cell_id'].nunique()} cells, {rows['topic'].nunique()} topics")
 
 
 if __name__ == "__main__":

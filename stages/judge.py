@@ -1,58 +1,65 @@
 """Stages `judge` (`score`: the clean conversations, gated by judge.min_score) and `judge-compare`
 (`compare`: models pairwise; the judge as one more rater), or "not judged". See docs/judge.md."""
 
-import sys
 from pathlib import Path
 
+import click
 import pandas as pd
 
 from hiwar.bundled import load_bundled
-from hiwar.errors import HiwarError
 from hiwar.evaluation.rating import read_filled
 from hiwar.io import read_parquet, write_json, write_parquet, write_run_facts
 from hiwar.judge import steps
 from hiwar.params import load_section
-from hiwar.stage import run_stage
-
-OUT = Path("data/judge")
+from hiwar.stage import path_option, run_stage
 
 
-def score():
+@click.group()
+def main():
+    pass
+
+
+@main.command()
+@path_option("--bundled", "folder of the bundled topics and countries")
+@path_option("--clean", "kept conversations to judge (Parquet)")
+@path_option("--raw", "raw generations, for the judged rows' raw text (Parquet)")
+@path_option("--out", "folder for scores, kept and rejected (Parquet)")
+@path_option("--plots", "folder for the per-topic and per-country plot data")
+@path_option("--metrics", "the judge's counts and scores to write (JSON)")
+def score(bundled, clean, raw, out, plots, metrics):
     params = load_section("judge")
-    conversations = read_parquet("data/clean/conversations.parquet", ["conversation_id", "topic", "country", "messages"])
-    raw = read_parquet("data/raw/generations.parquet", ["conversation_id", "raw_text"])
-    bundled = load_bundled()
-    out = steps.score(params, conversations, dict(zip(raw["conversation_id"], raw["raw_text"])), bundled.topics,
-                      bundled.countries)
-    write_run_facts("judge", out["facts"])
+    conversations = read_parquet(clean, ["conversation_id", "topic", "country", "messages"])
+    texts = read_parquet(raw, ["conversation_id", "raw_text"])
+    tables = load_bundled(bundled)
+    result = steps.score(params, conversations, dict(zip(texts["conversation_id"], texts["raw_text"])), tables.topics,
+                         tables.countries)
+    write_run_facts("judge", result["facts"])
     for name in ("scores", "kept", "rejected"):
-        write_parquet(OUT / f"{name}.parquet", out[name])
-    write_json("plots/judge/per_topic.json", out["per_topic"])
-    write_json("plots/judge/per_country.json", out["per_country"])
-    write_json("metrics/judge.json", out["metrics"])
-    m = out["metrics"]
+        write_parquet(Path(out) / f"{name}.parquet", result[name])
+    write_json(Path(plots) / "per_topic.json", result["per_topic"])
+    write_json(Path(plots) / "per_country.json", result["per_country"])
+    write_json(metrics, result["metrics"])
+    m = result["metrics"]
     print(f"judge: {m['judged']} of {m['conversations']} conversations judged" if "judged" in m else "judge: not judged")
 
 
-def compare():
+@main.command()
+@path_option("--replies", "the evaluated models' replies (Parquet), when evaluate has run")
+@path_option("--ratings", "the ratings folder: key.csv and filled/ sheets")
+@path_option("--out", "the pairwise verdicts to write (Parquet)")
+@path_option("--metrics", "win rates, position bias and agreement with people to write (JSON)")
+def compare(replies, ratings, out, metrics):
     params, rating = load_section("judge"), load_section("rating")
-    replies_path, key_path = Path("data/eval/replies.parquet"), Path("ratings/key.csv")
-    replies = read_parquet(replies_path) if replies_path.is_file() else None
+    replies_path, key_path = Path(replies), Path(ratings) / "key.csv"
+    answers = read_parquet(replies_path) if replies_path.is_file() else None
     key = pd.read_csv(key_path, dtype={"item": str}) if key_path.is_file() else None
     humans = {p.stem: read_filled(p, key, rating.criteria, rating.scale)
-              for p in sorted(Path("ratings/filled").glob("*.csv"))} if key is not None else {}
-    out = steps.compare(params, replies, key, humans, rating.criteria, rating.seed)
-    write_run_facts("judge-compare", out["facts"])
-    write_parquet(OUT / "pairwise.parquet", out["verdicts"])
-    write_json("metrics/judge_compare.json", out["metrics"])
-    print(f"judge-compare: {out['metrics']['status']}")
-
-
-def main():
-    steps_by_name = {"score": score, "compare": compare}
-    if len(sys.argv) != 2 or sys.argv[1] not in steps_by_name:
-        raise HiwarError("usage: python stages/judge.py score|compare")
-    steps_by_name[sys.argv[1]]()
+              for p in sorted((Path(ratings) / "filled").glob("*.csv"))} if key is not None else {}
+    result = steps.compare(params, answers, key, humans, rating.criteria, rating.seed)
+    write_run_facts("judge-compare", result["facts"])
+    write_parquet(out, result["verdicts"])
+    write_json(metrics, result["metrics"])
+    print(f"judge-compare: {result['metrics']['status']}")
 
 
 if __name__ == "__main__":

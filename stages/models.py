@@ -2,28 +2,35 @@
 
 from pathlib import Path
 
+import click
+
+from hiwar.bundled import load_bundled
 from hiwar.io import atomic_path, write_json, write_run_facts
 from hiwar.params import load_section
-from hiwar.bundled import load_bundled
-from hiwar.stage import run_stage
+from hiwar.stage import path_option, run_stage
 from hiwar.standins import GENERATOR_TOKENS, build_standin, dialogue_corpus, text_corpus
 
 
-def main():
+@click.command()
+@path_option("--bundled", "folder of the bundled conversations the stand-ins learn from")
+@path_option("--generators", "folder for the stand-in generators, one model folder each")
+@path_option("--bases", "folder for the stand-in base models, one model folder each")
+@path_option("--metrics", "final losses and sizes to write (JSON)")
+def main(bundled, generators, bases, metrics):
     params = load_section("models")
-    bundled = load_bundled()
-    jobs = [(Path("models/generator") / name, spec, dialogue_corpus(bundled, "tiny"), GENERATOR_TOKENS)
+    corpus = load_bundled(bundled)
+    jobs = [(Path(generators) / name, spec, dialogue_corpus(corpus, "tiny"), GENERATOR_TOKENS)
             for name, spec in params.generator.items()]
-    jobs += [(Path("models/base") / name, spec, text_corpus(bundled), []) for name, spec in params.bases.items()]
+    jobs += [(Path(bases) / name, spec, text_corpus(corpus), []) for name, spec in params.bases.items()]
     report, facts = {}, {}
     for out, spec, texts, special in jobs:
-        tokenizer, model, metrics = build_standin(spec, texts, params.seed, out.name, special)
+        tokenizer, model, figures = build_standin(spec, texts, params.seed, out.name, special)
         with atomic_path(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        facts[out.name] = {"train_seconds": metrics.pop("train_seconds")}
-        report[out.name] = metrics
-    write_json("metrics/models.json", report)
+        facts[out.name] = {"train_seconds": figures.pop("train_seconds")}
+        report[out.name] = figures
+    write_json(metrics, report)
     write_run_facts("models", facts)
 
 

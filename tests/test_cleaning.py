@@ -3,6 +3,8 @@ from pathlib import Path
 import pandas as pd
 
 from hiwar.arabic import latin_prose_words, prose_arabic_ratio
+from hiwar.engine import LocalEngine
+from hiwar.params import EngineParams
 from hiwar.cleaning import clean, clean_file, decide, parse_dialogue, trim_truncated
 from hiwar.cleaning.parse import looks_cut, strip_special_tokens
 from hiwar.cleaning.rules import has_placeholder, match_key
@@ -151,7 +153,7 @@ def test_clean_file_streams_batches_and_matches_clean_in_memory(tmp_path):
     frame["conversation_id"] = [f"c{i:02d}" for i in range(len(frame))]
     frame.to_parquet(tmp_path / "raw.parquet", index=False)
     metrics = clean_file(tmp_path / "raw.parquet", tmp_path / "kept.parquet", tmp_path / "rejected.parquet", PARAMS,
-                         batch_rows=4)
+                         LocalEngine(EngineParams(batch_rows=4)))
     kept, rejected, expected = clean(frame, PARAMS)
     assert metrics == expected
     assert pd.read_parquet(tmp_path / "kept.parquet")["conversation_id"].tolist() == kept["conversation_id"].tolist()

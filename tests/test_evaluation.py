@@ -156,13 +156,13 @@ def test_evaluate_loop_pairs_base_and_finetuned_and_says_how_many_conversations(
         tuned.transformer.ln_f.bias.add_(0.05)
     finetune = FinetuneParams.model_validate(params_data["finetune"])
     name = next(iter(finetune.models))
-    monkeypatch.setattr(run, "variants", lambda f, e: iter([
+    monkeypatch.setattr(run, "variants", lambda f, e, d: iter([
         (name, "base", lambda: (bpe_tokenizer, tiny_lm), lambda tok: END),
         (name, "finetuned", lambda: (bpe_tokenizer, tuned), lambda tok: END)]))
     params = EvaluateParams.model_validate(dict(params_data["evaluate"], max_new_tokens=4, bootstrap=50))
     test = pd.DataFrame([{"conversation_id": f"c{i}", "topic": f"t{i % 2}", "messages": c["messages"]}
                          for i, c in enumerate(bundled.conversations[:4])])
-    metrics, replies, per_topic, _ = run.evaluate(test, finetune, params, total=9)
+    metrics, replies, per_topic, _ = run.evaluate(test, finetune, params, "unused", total=9)
     assert (metrics["test_conversations"], metrics["test_conversations_total"]) == (4, 9)
     assert metrics["embedding_baseline_pairs"] > 0 and len(metrics["embedding_baseline_ci95"]) == 2
     scores = metrics["models"][name]

@@ -63,7 +63,7 @@ def test_diff_between_two_commits_lists_exactly_the_planted_changes(tmp_path, mo
     out = CliRunner().invoke(main, ["diff", "HEAD~1", "my-exp", "--out", "diff.md"])
     assert out.exit_code == 0, out.output
     text = (repo / "diff.md").read_text(encoding="utf-8")
-    assert "| data/clean | 1 | 1 | 1 |" in text
+    assert "| data/clean/conversations.parquet | 1 | 1 | 1 |" in text
     assert "| data/split/train | 1 | 0 | 1 |" in text and "| data/split/validation | 0 | 1 | 0 |" in text
     assert "| data/split/test | 0 | 0 | 0 |" in text
     added = text.split("## Added")[1].split("##")[0]
@@ -76,6 +76,6 @@ def test_diff_between_two_commits_lists_exactly_the_planted_changes(tmp_path, mo
     assert "| diversity.distinct_2 | 0.61 | 0.58 | -0.03 |" in text
 
     same = CliRunner().invoke(main, ["diff", "v-b", "HEAD"])
-    assert same.exit_code == 0 and "| data/clean | 0 | 0 | 0 |" in same.output
+    assert same.exit_code == 0 and "| data/clean/conversations.parquet | 0 | 0 | 0 |" in same.output
     bad = CliRunner().invoke(main, ["diff", "HEAD", "no-such-exp"])
     assert bad.exit_code == 2 and "no-such-exp: not a git revision or an experiment name" in bad.output

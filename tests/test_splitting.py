@@ -8,6 +8,8 @@ from hiwar.io import write_parquet
 from hiwar.params import SplitParams
 from hiwar.dedup import MinHasher
 from hiwar import leakcheck
+from hiwar.engine import LocalEngine
+from hiwar.params import EngineParams
 from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures, split_file, split_with_report
 from hiwar.splitting import split as split_with
 from hiwar.splitting import split_metrics as metrics_with
@@ -127,7 +129,7 @@ def test_the_grouping_misses_a_shared_long_turn_and_the_independent_check_finds_
     groups = leak_groups(frame, PARAMS.leak_threshold, sigs_of(frame))
     assert groups.iloc[5] != groups.iloc[41]  # different as a whole: MinHash does not link them
     held = {"validation": [], "test": [leakcheck.features(frame.at[41, "messages"])]}  # 41 in test, 5 in train
-    report = leakcheck.check(held, [[frame.at[5, "messages"]]])
+    report = leakcheck.check(held, [[leakcheck.features(frame.at[5, "messages"])]])
     assert report["before"]["train/test"] == {"turn": 1, "8gram": 1, "13gram": 1}
     assert report["moved"] == {"validation": [], "test": [0]}
     assert report["after"]["train/test"] == {"turn": 0, "8gram": 0, "13gram": 0}
@@ -137,7 +139,7 @@ def test_the_check_counts_nothing_for_different_conversations(bundled):
     frame = frame_from(bundled, n_cells=40, per_cell=1)
     held = {"validation": [leakcheck.features(m) for m in frame["messages"][:5]],
             "test": [leakcheck.features(m) for m in frame["messages"][5:10]]}
-    report = leakcheck.check(held, [list(frame["messages"][10:])])
+    report = leakcheck.check(held, [[leakcheck.features(m) for m in frame["messages"][10:]]])
     assert all(v == 0 for pair in report["before"].values() for k, v in pair.items() if k != "8gram")
 
 
@@ -160,7 +162,8 @@ def test_whatever_the_seed_a_planted_leak_ends_in_one_split(bundled):
 def test_split_file_streams_and_writes_the_same_splits_as_in_memory(bundled, tmp_path):
     frame = planted_leak(bundled)
     write_parquet(tmp_path / "clean.parquet", frame)
-    metrics = split_file(tmp_path / "clean.parquet", tmp_path / "split", PARAMS, HASHER, batch_rows=7)
+    metrics = split_file(tmp_path / "clean.parquet", tmp_path / "split", PARAMS, HASHER,
+                         LocalEngine(EngineParams(batch_rows=7)))
     parts, report = split_with_report(frame, PARAMS, sigs_of(frame))
     for name in SPLITS:
         assert pd.read_parquet(tmp_path / f"split/{name}.parquet")["conversation_id"].tolist() == \

@@ -6,6 +6,7 @@ deps themselves, so the check shares nothing with what it checks.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,21 @@ def closure(script: Path) -> set[Path]:
 
 
 def stages() -> dict[str, dict]:
-    """name -> stage, with foreach stages expanded by their first entry (deps are the same for every key)."""
+    """name -> stage, with foreach stages expanded by their first entry (deps are the same for every key) and
+    the data paths of `vars: paths` filled in."""
     config = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    return {name: stage.get("do", stage) for name, stage in config["stages"].items()}
+    paths = next(v["paths"] for v in config["vars"] if "paths" in v)
+
+    def fill(value):
+        if isinstance(value, str):
+            return re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], value)
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {fill(k): fill(v) for k, v in value.items()}
+        return value
+
+    return {name: fill(stage.get("do", stage)) for name, stage in config["stages"].items()}
 
 
 def script_of(stage: dict) -> Path:

@@ -1,4 +1,4 @@
-"""The bundled data in data/bundled (git-tracked): topics, countries and hand-written Arabic conversations.
+"""The bundled data (git-tracked, dvc.yaml's `paths.bundled`): topics, countries and hand-written Arabic conversations.
 
 They feed the prompt grid (topics x countries), few-shot examples, the tiny stand-in models (trained on the
 conversations) and the tests. ("seed" in hiwar only ever means a random seed.)
@@ -14,9 +14,7 @@ import pandas as pd
 
 from hiwar.errors import HiwarError
 from hiwar.io import read_jsonl
-
-BUNDLED_DIR = Path("data/bundled")
-
+from hiwar.paths import project_path
 
 @dataclass(frozen=True)
 class Bundled:
@@ -65,9 +63,11 @@ def load_conversations(bundled_dir: Path, topics: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def load_bundled(bundled_dir: Path = BUNDLED_DIR) -> Bundled:
+def load_bundled(bundled_dir: str | Path | None = None) -> Bundled:
+    """The bundled tables and conversations in `bundled_dir`, by default the project's (dvc.yaml)."""
+    folder = bundled_dir if bundled_dir is not None else project_path("bundled")
     # Cached by absolute path: a relative path means something else after a chdir.
-    return _load_bundled(Path(bundled_dir).resolve())
+    return _load_bundled(Path(folder).resolve())
 
 
 @lru_cache(maxsize=4)

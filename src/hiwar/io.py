@@ -43,6 +43,51 @@ def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP)
 
 
+SINK_GROUP = 2048  # rows per row group of a file written in batches (ParquetSink)
+
+
+class ParquetSink:
+    """Rows into a Parquet file that appears whole or not at all, in row groups of SINK_GROUP rows whatever
+    batches the rows arrive in: the file's bytes never depend on how an engine cut the work."""
+
+    def __init__(self, path: str | Path, schema):
+        self.path, self.schema = path, schema
+        self.buffer: list[dict] = []
+        self.groups = 0
+
+    def __enter__(self):
+        import pyarrow.parquet as pq
+
+        self._place = atomic_path(self.path)
+        self.writer = pq.ParquetWriter(self._place.__enter__(), self.schema)
+        return self
+
+    def write(self, rows: list[dict]) -> None:
+        self.buffer += rows
+        while len(self.buffer) >= SINK_GROUP:
+            self._flush(self.buffer[:SINK_GROUP])
+            self.buffer = self.buffer[SINK_GROUP:]
+
+    def _flush(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+        self.groups += 1
+
+    def __exit__(self, kind, value, traceback):
+        failed = None
+        if kind is None and (self.buffer or not self.groups):  # an empty result is one empty row group
+            try:
+                self._flush(self.buffer)
+            except BaseException as exc:  # noqa: B036 -- the file must not appear; the error is raised below
+                failed = exc
+        self.writer.close()
+        if failed is not None:
+            self._place.__exit__(type(failed), failed, failed.__traceback__)
+            raise failed
+        return self._place.__exit__(kind, value, traceback)
+
+
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -73,11 +118,20 @@ def open_parquet(path: str | Path):
         raise HiwarError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
+# Logs of a run (timings, failed requests) live outside DVC's outputs, beside the project's working folder.
+LOGS = Path("logs")
+
+
+def run_log_path(name: str) -> Path:
+    """Where a stage keeps a log of this run: logs/<name>."""
+    return LOGS / name
+
+
 def write_run_facts(stage: str, facts: dict) -> Path:
     """Facts about this run only (seconds, cache hits, requests sent, the step resumed from), in
     logs/runs/<stage>.json. They stay out of metrics/, so two runs with identical results give an empty
     `dvc metrics diff` and leave dvc.lock unchanged."""
-    path = Path("logs/runs") / f"{stage}.json"
+    path = run_log_path(f"runs/{stage}.json")
     write_json(path, facts)
     return path
 

@@ -15,7 +15,9 @@ a row can be a set phrase (a proverb, a formula of politeness) that two honest c
 
 from __future__ import annotations
 
+import hashlib
 import re
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -29,9 +31,15 @@ WORD = re.compile(r"[^\W_]+")
 _PRIME = np.uint64(0x100000001B3)
 
 
+@lru_cache(maxsize=1 << 20)
+def _stable_hash(text: str) -> int:
+    # Not Python's hash(): that is salted per process, and features are computed in whichever worker process
+    # the engine picks, then compared in another. Cached: a corpus has far fewer distinct words than words.
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def _word_hashes(words: list[str]) -> np.ndarray:
-    # Python's str hash is salted per process, which is fine: hashes are only compared within one run.
-    return np.fromiter((hash(w) for w in words), dtype=np.int64, count=len(words)).view(np.uint64)
+    return np.fromiter((_stable_hash(w) for w in words), dtype=np.uint64, count=len(words))
 
 
 def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
@@ -40,7 +48,7 @@ def features(messages, min_turn_words: int = 8) -> dict[str, np.ndarray]:
     turns = [words for m in messages if len(words := WORD.findall(normalize(m["content"]).lower())) >= min_turn_words]
     if not turns:
         return {kind: np.empty(0, np.uint64) for kind in KINDS}
-    found = {"turn": np.array([hash(" ".join(words)) for words in turns], dtype=np.int64).view(np.uint64)}
+    found = {"turn": np.array([_stable_hash(" ".join(words)) for words in turns], dtype=np.uint64)}
     hashes = _word_hashes([w for words in turns for w in words])
     turn_of = np.repeat(np.arange(len(turns)), [len(words) for words in turns])
     for n, kind in ((8, "8gram"), (13, "13gram")):
@@ -82,17 +90,15 @@ class HeldOut:
         return np.unique(self.hashes[kind][rows[self.rows[kind]]])
 
 
-def check(held: dict[str, list], train_batches: Iterable[list], groups: dict[str, list] | None = None,
-          min_turn_words: int = 8) -> dict:
-    """Leaks between train (streamed in batches of `messages`) and the held-out splits (by split name, a
-    list of each conversation's `features`), before and after the fix. Returns counts and, per held-out
+def check(held: dict[str, list], train_batches: Iterable[list], groups: dict[str, list] | None = None) -> dict:
+    """Leaks between train (streamed: batches of each conversation's `features`) and the held-out splits (by
+    split name, a list of each conversation's `features`), before and after the fix. Returns counts and, per held-out
     split, the rows to move; a row moves with its whole leak group (`groups`: a group id per row, by split
     name), so a grid cell is never cut in two."""
     groups = groups or {}
     parts = {name: HeldOut(rows, groups.get(name)) for name, rows in held.items()}
     with_train = {name: {kind: np.zeros(part.n, bool) for kind in KINDS} for name, part in parts.items()}
-    for batch in train_batches:
-        feats = [features(m, min_turn_words) for m in batch]
+    for feats in train_batches:
         for kind in KINDS:
             batch_hashes = np.unique(np.concatenate([f[kind] for f in feats])) if feats else np.empty(0, np.uint64)
             for name, part in parts.items():

@@ -302,8 +302,19 @@ class ReproducibilityParams(Section):
     threads: int = Field(default=2, ge=1)  # intra-op threads: the split of every parallel reduction
 
 
+# --- engine: where batches run (hiwar.engine); no stage lists it in its DVC params, as no output depends on it -
+
+
+class EngineParams(Section):
+    name: str = "local"  # a name in hiwar.engine.ENGINES
+    workers: int = Field(default=1, ge=1)  # local: 1 runs in the stage's process; more, in worker processes
+    in_flight: int = Field(default=4, ge=1)  # batches handed out and not yet collected: bounds memory
+    batch_rows: int = Field(default=2048, ge=1)  # rows per batch where a step cuts a table into batches
+
+
 SECTIONS: dict[str, type[Section]] = {
     "reproducibility": ReproducibilityParams,
+    "engine": EngineParams,
     "models": ModelsParams,
     "grid": GridParams,
     "generate": GenerateParams,

@@ -15,27 +15,43 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from hiwar import engine as engines
 from hiwar import leakcheck
 from hiwar.dataset_card import SPLITS, SplitStats, dataset_card
 from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path, open_parquet
+from hiwar.io import ParquetSink, atomic_path, open_parquet
 from hiwar.params import SplitParams
 
 
 
-def signatures(frame: pd.DataFrame, hasher: MinHasher) -> pd.Series:
-    """MinHash signature of every conversation (with the clean stage's settings, dedup.hasher_for)."""
-    texts = (conversation_text([dict(m) for m in messages]) for messages in frame["messages"])
-    return pd.Series([hasher.signature(t).astype(np.uint32) for t in texts], index=frame.index)
+def signature_batch(hasher: MinHasher, batch: list) -> list[np.ndarray]:
+    """MinHash signatures of a batch of conversations (`messages`), with the clean stage's settings."""
+    return [hasher.signature(conversation_text([dict(m) for m in messages])).astype(np.uint32) for messages in batch]
+
+
+def feature_batch(_, batch: list) -> list[dict]:
+    """The independent leak check's features of a batch of conversations (`messages`)."""
+    return [leakcheck.features(messages) for messages in batch]
+
+
+def _constant(value):
+    return value
+
+
+def signatures(frame: pd.DataFrame, hasher: MinHasher, engine: engines.Engine | None = None) -> pd.Series:
+    """MinHash signature of every conversation of an in-memory frame (one batch)."""
+    engine = engine or engines.current()
+    [sigs] = engine.map(signature_batch, [list(frame["messages"])], setup=partial(_constant, hasher))
+    return pd.Series(sigs, index=frame.index)
 
 
 def leak_groups(frame: pd.DataFrame, threshold: float, sigs: pd.Series) -> pd.Series:
@@ -83,12 +99,36 @@ def move_leaks(which: pd.Series, report: dict) -> pd.Series:
     return which
 
 
-def split_with_report(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series) -> tuple[dict, dict]:
-    """Split a DataFrame in memory: the parts, and the independent leak check's report."""
+def independent_check(message_batches: Callable[[], Iterable[list]], which: np.ndarray, groups: np.ndarray,
+                      engine: engines.Engine) -> dict:
+    """The independent leak check (leakcheck.py) of an assignment: held-out features in memory, train's
+    streamed; features are computed on `engine`. `message_batches()` gives the rows' `messages` in batches,
+    in input order, each time it is called."""
+    def rows_in(names, labels=None):
+        offset = 0
+        for batch in message_batches():
+            picked = [i for i in range(len(batch)) if which[offset + i] in names]
+            if labels is not None:
+                labels += [which[offset + i] for i in picked]
+            yield [batch[i] for i in picked]
+            offset += len(batch)
+
+    labels: list[str] = []  # the split of each held-out row, filled as its batch is handed out
+    held, n = {name: [] for name in SPLITS[1:]}, 0
+    for feats in engine.map(feature_batch, rows_in(set(SPLITS[1:]), labels)):
+        for f in feats:
+            held[labels[n]].append(f)
+            n += 1
+    return leakcheck.check(held, engine.map(feature_batch, rows_in({"train"})),
+                           {name: groups[which == name] for name in SPLITS[1:]})
+
+
+def split_with_report(frame: pd.DataFrame, params: SplitParams, sigs: pd.Series,
+                      engine: engines.Engine | None = None) -> tuple[dict, dict]:
+    """Split a DataFrame in memory (one batch): the parts, and the independent leak check's report."""
     which, groups = assign(frame, params, sigs)
-    held = {name: [leakcheck.features(m) for m in frame.loc[which == name, "messages"]] for name in SPLITS[1:]}
-    report = leakcheck.check(held, [list(frame.loc[which == "train", "messages"])],
-                             {name: list(groups[which == name]) for name in SPLITS[1:]})
+    report = independent_check(lambda: [list(frame["messages"])], which.to_numpy(), groups.to_numpy(),
+                               engine or engines.current())
     which = move_leaks(which, report)
     return {name: frame[which == name].reset_index(drop=True) for name in SPLITS}, report
 
@@ -122,8 +162,8 @@ def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[s
                   report: dict | None = None) -> dict:
     """Counts, and both leak checks; without the split's `report`, the independent check runs on `parts`."""
     if report is None:
-        held = {n: [leakcheck.features(m) for m in parts[n]["messages"]] for n in SPLITS[1:]}
-        report = leakcheck.check(held, [list(parts["train"]["messages"])])
+        held = {n: feature_batch(None, list(parts[n]["messages"])) for n in SPLITS[1:]}
+        report = leakcheck.check(held, [feature_batch(None, list(parts["train"]["messages"]))])
     return {
         "conversations": {name: int(len(part)) for name, part in parts.items()},
         "cells": {name: int(part["cell_id"].nunique()) for name, part in parts.items()},
@@ -138,61 +178,57 @@ def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[s
 META = ["conversation_id", "cell_id", "topic"]
 
 
-def _batches(reader: pq.ParquetFile, batch_rows: int, columns=None):
-    """(row offset, rows) of a Parquet file, batch by batch."""
-    offset = 0
-    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
-        yield offset, batch.to_pylist()
-        offset += batch.num_rows
-
-
 def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, hasher: MinHasher,
-               batch_rows: int = 2048, progress: bool = False) -> dict:
+               engine: engines.Engine | None = None, progress: bool = False) -> dict:
     """Split the clean Parquet file into out_dir/{train,validation,test}.parquet and out_dir/README.md
-    (the card), reading it in batches. Returns the metrics. Outputs appear only when all is written."""
+    (the card), reading it in batches; per-conversation work runs on `engine`. Returns the metrics. Outputs
+    appear only when all is written."""
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise HiwarError(f"{source}: file not found (expected the output of stage `clean`; run `dvc repro`)")
+    engine = engine or engines.current()
     reader = open_parquet(source)
     missing = [c for c in META + ["messages"] if c not in reader.schema_arrow.names]
     if missing:
         raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
     bar = dict(unit="conv", disable=not progress, dynamic_ncols=True, total=reader.metadata.num_rows)
 
+    def batches(columns=None):
+        return (batch.to_pylist() for batch in reader.iter_batches(batch_size=engine.batch_rows, columns=columns))
+
+    def message_batches():
+        return ([row["messages"] for row in rows] for rows in batches(["messages"]))
+
     meta, sigs = [], []
-    for _, rows in tqdm(_batches(reader, batch_rows, META + ["messages"]), desc="split: signatures", **bar):
-        meta += [{c: row[c] for c in META} for row in rows]
-        sigs += [hasher.signature(conversation_text(row["messages"])).astype(np.uint32) for row in rows]
+
+    def signature_input():
+        for rows in batches(META + ["messages"]):
+            meta.extend({c: row[c] for c in META} for row in rows)
+            yield [row["messages"] for row in rows]
+
+    with tqdm(desc="split: signatures", **bar) as progress:
+        for batch in engine.map(signature_batch, signature_input(), setup=partial(_constant, hasher)):
+            sigs += batch
+            progress.update(len(batch))
     frame = pd.DataFrame(meta, columns=META)
     sigs = pd.Series(sigs, index=frame.index)
     which, groups = assign(frame, params, sigs)
     which, groups = which.to_numpy(), groups.to_numpy()
-
-    def messages_of(names):
-        for offset, rows in _batches(reader, batch_rows, ["messages"]):
-            yield [row["messages"] for i, row in enumerate(rows) if which[offset + i] in names]
-
-    held = {name: [] for name in SPLITS[1:]}
-    for offset, rows in _batches(reader, batch_rows, ["messages"]):
-        for i, row in enumerate(rows):
-            if which[offset + i] != "train":
-                held[which[offset + i]].append(leakcheck.features(row["messages"]))
-    report = leakcheck.check(held, messages_of({"train"}), {name: groups[which == name] for name in SPLITS[1:]})
-    del held
+    report = independent_check(message_batches, which, groups, engine)
     which = move_leaks(pd.Series(which), report).to_numpy()
 
     stats = SplitStats()
     with ExitStack() as stack:
-        paths = {name: stack.enter_context(atomic_path(out_dir / f"{name}.parquet")) for name in SPLITS}
+        sinks = {name: stack.enter_context(ParquetSink(out_dir / f"{name}.parquet", reader.schema_arrow))
+                 for name in SPLITS}
         card_path = stack.enter_context(atomic_path(out_dir / "README.md"))
-        writers = {name: stack.enter_context(pq.ParquetWriter(paths[name], reader.schema_arrow)) for name in SPLITS}
-        for offset, rows in tqdm(_batches(reader, batch_rows), desc="split: write", **bar):
+        offset = 0
+        for rows in tqdm(batches(), desc="split: write", **bar):
             for name in SPLITS:
                 part = [row for i, row in enumerate(rows) if which[offset + i] == name]
-                writers[name].write_table(pa.Table.from_pylist(part, schema=reader.schema_arrow))
+                sinks[name].write(part)
                 stats.add(name, part)
-        for writer in writers.values():
-            writer.close()
+            offset += len(rows)
         metrics = {
             "conversations": dict(stats.rows),
             "cells": {name: len(stats.cells[name]) for name in SPLITS},

@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from hiwar.errors import HiwarError
+from hiwar.paths import relative_paths
 
 TOLERANCES = Path("configs/verify.yaml")
 
@@ -154,11 +155,13 @@ def rebuild(workdir: Path, stages: list[str]) -> None:
         raise HiwarError(f"`{' '.join(command)}` failed in {workdir} (exit {done.returncode}); its output is above")
 
 
-def metric_files(lock: dict) -> list[str]:
-    """The JSON outputs of a lock's stages kept in git (metrics, DVCLive summaries)."""
+def metric_files(lock: dict, paths: dict[str, str]) -> list[str]:
+    """The JSON outputs of a lock's stages kept in git under the folders dvc.yaml names `metrics` and `live`
+    (metrics, DVCLive summaries)."""
+    folders = tuple(paths[name].rstrip("/") + "/" for name in ("metrics", "live"))
     return sorted(entry["path"] for stage in lock.get("stages", {}).values()
                   for entry in stage.get("outs", []) if entry["path"].endswith(".json")
-                  and entry["path"].startswith(("metrics/", "dvclive/")))
+                  and entry["path"].startswith(folders))
 
 
 def read_json_at(project: Path, rev: str, path: str) -> dict | None:
@@ -210,7 +213,7 @@ def verify(project: Path, stages: list[str], rev: str = "HEAD", workdir: Path | 
     rebuild(workdir, stages)
     rebuilt = yaml.safe_load((workdir / "dvc.lock").read_text(encoding="utf-8"))
     files = {path: (read_json_at(project, rev, path), _read(workdir / path))
-             for path in metric_files(rebuilt)}
+             for path in metric_files(rebuilt, relative_paths(workdir))}
     tolerances = load_tolerances(workdir / TOLERANCES)
     return Report(compare_locks(committed, rebuilt), compare_metrics(files, tolerances))
 

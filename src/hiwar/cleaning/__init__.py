@@ -1,30 +1,36 @@
 """Cleaning: raw generator text -> `messages`, checked by Arabic-aware rules, duplicates removed.
 
 Every input row ends up either kept or rejected with all of its reason codes, the real cause first, so
-the counts add up: parse (parse.py) -> rules (rules.py) -> exact and near-duplicate removal (dedup.py), in
-input order, so the first of a group of duplicates is the one kept.
+the counts add up: parse (parse.py) -> rules (rules.py) -> exact and near-duplicate removal (dedup.py).
 
-`Cleaner` judges one row at a time and keeps only what duplicate detection needs (a digest and a MinHash
-signature per kept conversation, never its text), so `clean_file` streams a Parquet file of any size in
-batches; `clean` does the same for a DataFrame in memory (tests, benches).
+The work comes in two steps. `verdicts` judges a batch of rows on its own (parse, rules, and for a
+conversation that passes, the digest and MinHash signature dedup needs), so it runs on whatever engine the
+stage was given (hiwar.engine). `Cleaner` then takes the verdicts in input order and keeps the first of
+every group of duplicates, holding only a digest and a signature per kept conversation, never its text.
+`clean_file` streams a Parquet file of any size through both; `clean` is the same code on one in-memory
+batch (tests, benches).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from hiwar import engine as engines
 from hiwar.cleaning.parse import looks_cut, parse_dialogue, trim_truncated
 from hiwar.cleaning.rules import by_cause, check, match_key
-from hiwar.dedup import NearDupIndex, conversation_text
+from hiwar.dedup import MinHasher, NearDupIndex, conversation_text, hasher_for
 from hiwar.errors import HiwarError
-from hiwar.io import atomic_path, open_parquet
+from hiwar.io import ParquetSink, open_parquet
 from hiwar.params import CleanParams
 
 PROVENANCE = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona",
@@ -54,8 +60,40 @@ def decide(row: dict, params: CleanParams) -> tuple[list[dict], list[str], list[
     return messages, keys, (["truncated"] + reasons if trimmed and reasons else reasons), trimmed
 
 
+@dataclass
+class Verdict:
+    """One row judged on its own: the output row, its reasons before dedup, and what dedup needs."""
+    row: dict  # provenance and messages
+    raw_text: str | None
+    reasons: list[str]
+    trimmed: bool
+    digest: bytes | None = None  # of the normalised text, for a conversation that passed every rule
+    signature: np.ndarray | None = None  # its MinHash signature
+
+
+def verdicts(state: tuple[CleanParams, MinHasher], rows: list[dict]) -> list[Verdict]:
+    """The per-row half of cleaning, for one batch: needs nothing from any other row, so it runs anywhere."""
+    params, hasher = state
+    out = []
+    for row in rows:
+        messages, keys, reasons, trimmed = decide(row, params)
+        verdict = Verdict({c: row.get(c) for c in PROVENANCE} | {"messages": messages}, row["raw_text"], reasons,
+                          trimmed)
+        if not reasons:
+            text = conversation_text(messages, keys)
+            verdict.digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+            verdict.signature = hasher.signature(text)
+        out.append(verdict)
+    return out
+
+
+def worker_state(params: CleanParams) -> tuple[CleanParams, MinHasher]:
+    return params, hasher_for(params)
+
+
 class Cleaner:
-    """Judges rows in input order and keeps the running counts for the metrics."""
+    """The in-order half: takes verdicts in input order, keeps the first of every group of duplicates, and
+    counts everything for the metrics."""
 
     def __init__(self, params: CleanParams):
         self.params = params
@@ -67,31 +105,35 @@ class Cleaner:
         self.tables = {c: defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0, "reasons": Counter()})
                        for c in ("topic", "country")}
 
-    def __call__(self, row: dict) -> tuple[dict, bool]:
-        """The output row (provenance + messages, and reasons etc. when rejected) and whether it is kept."""
-        messages, keys, reasons, was_trimmed = decide(row, self.params)
-        self.trimmed += was_trimmed
-        duplicate_of = None
+    def run(self, batches: Iterable[list[dict]], engine: engines.Engine) -> Iterator[tuple[list[dict], list[dict]]]:
+        """(kept rows, rejected rows) of every batch, in input order; the verdicts run on `engine`."""
+        for batch in engine.map(verdicts, batches, setup=partial(worker_state, self.params)):
+            kept, rejected = [], []
+            for verdict in batch:
+                out, keep = self.settle(verdict)
+                (kept if keep else rejected).append(out)
+            yield kept, rejected
+
+    def settle(self, verdict: Verdict) -> tuple[dict, bool]:
+        """The output row (with reasons etc. when rejected) and whether it is kept, after dedup."""
+        reasons, duplicate_of, cid = verdict.reasons, None, verdict.row["conversation_id"]
+        self.trimmed += verdict.trimmed
         if not reasons:
-            text = conversation_text(messages, keys)
-            digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
-            if digest in self.exact:
-                reasons, duplicate_of = ["exact_duplicate"], self.exact[digest]
+            if verdict.digest in self.exact:
+                reasons, duplicate_of = ["exact_duplicate"], self.exact[verdict.digest]
             else:
-                signature = self.near.signature(text)
-                similar = self.near.matches(signature)
+                similar = self.near.matches(verdict.signature)
                 if similar:
                     reasons, duplicate_of = ["near_duplicate"], similar[0]
                 else:
-                    self.exact[digest] = row["conversation_id"]
-                    self.near.add(row["conversation_id"], signature)
-            if reasons and was_trimmed:
+                    self.exact[verdict.digest] = cid
+                    self.near.add(cid, verdict.signature)
+            if reasons and verdict.trimmed:
                 reasons = ["truncated"] + reasons
-        self._count(row, reasons)
-        out = {c: row.get(c) for c in PROVENANCE} | {"messages": messages}
+        self._count(verdict.row, reasons)
         if reasons:
-            return out | {"reasons": reasons, "raw_text": row["raw_text"], "duplicate_of": duplicate_of}, False
-        return out, True
+            return verdict.row | {"reasons": reasons, "raw_text": verdict.raw_text, "duplicate_of": duplicate_of}, False
+        return verdict.row, True
 
     def _count(self, row: dict, reasons: list[str]) -> None:
         outcome = "rejected" if reasons else "kept"
@@ -127,13 +169,14 @@ class Cleaner:
         }
 
 
-def clean(raw: pd.DataFrame, params: CleanParams, progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Clean a DataFrame held in memory: (kept, rejected, metrics)."""
+def clean(raw: pd.DataFrame, params: CleanParams, engine: engines.Engine | None = None
+          ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Clean a DataFrame held in memory, as one batch: (kept, rejected, metrics)."""
     cleaner = Cleaner(params)
     kept, rejected = [], []
-    for row in tqdm(raw.to_dict("records"), desc="clean", unit="conv", disable=not progress, dynamic_ncols=True):
-        out, keep = cleaner(row)
-        (kept if keep else rejected).append(out)
+    for batch_kept, batch_rejected in cleaner.run([raw.to_dict("records")], engine or engines.current()):
+        kept += batch_kept
+        rejected += batch_rejected
     kept_df = pd.DataFrame(kept, columns=PROVENANCE + ["messages"])
     rejected_df = pd.DataFrame(rejected, columns=PROVENANCE + ["messages"] + REJECTED_EXTRA)
     return kept_df, rejected_df, cleaner.metrics()
@@ -150,34 +193,30 @@ def output_schemas(raw_schema: pa.Schema) -> tuple[pa.Schema, pa.Schema]:
 
 
 def clean_file(source: str | Path, kept_path: str | Path, rejected_path: str | Path, params: CleanParams,
-               batch_rows: int = 2048, progress: bool = False) -> dict:
+               engine: engines.Engine | None = None, progress: bool = False) -> dict:
     """Stream a raw-generations Parquet file in batches into kept and rejected Parquet files; both appear
     only when the whole input was cleaned. Returns the metrics."""
     source = Path(source)
     if not source.is_file():
         raise HiwarError(f"{source}: file not found (expected the output of stage `generate`; run `dvc repro`)")
+    engine = engine or engines.current()
     reader = open_parquet(source)
     missing = [c for c in REQUIRED if c not in reader.schema_arrow.names]
     if missing:
         raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
     columns = [c for c in PROVENANCE + ["raw_text", "finish_reason", "prompt"] if c in reader.schema_arrow.names]
     kept_schema, rejected_schema = output_schemas(reader.schema_arrow)
+    batches = (batch.to_pylist() for batch in reader.iter_batches(batch_size=engine.batch_rows, columns=columns))
     cleaner = Cleaner(params)
-    with atomic_path(kept_path) as kept_tmp, atomic_path(rejected_path) as rejected_tmp, \
-            pq.ParquetWriter(kept_tmp, kept_schema) as kept_out, \
-            pq.ParquetWriter(rejected_tmp, rejected_schema) as rejected_out, \
+    with ParquetSink(kept_path, kept_schema) as kept_out, ParquetSink(rejected_path, rejected_schema) as rejected_out, \
             tqdm(total=reader.metadata.num_rows, desc="clean", unit="conv", disable=not progress,
                  dynamic_ncols=True) as bar:
-        for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
-            kept, rejected = [], []
-            for row in batch.to_pylist():
-                out, keep = cleaner(row)
-                (kept if keep else rejected).append(out)
-            kept_out.write_table(pa.Table.from_pylist(kept, schema=kept_schema))
-            rejected_out.write_table(pa.Table.from_pylist(rejected, schema=rejected_schema))
-            bar.update(batch.num_rows)
+        for kept, rejected in cleaner.run(batches, engine):
+            kept_out.write(kept)
+            rejected_out.write(rejected)
+            bar.update(len(kept) + len(rejected))
     return cleaner.metrics()
 
 
-__all__ = ["clean", "clean_file", "Cleaner", "parse_dialogue", "trim_truncated", "check", "decide", "by_cause",
+__all__ = ["clean", "clean_file", "Cleaner", "verdicts", "parse_dialogue", "trim_truncated", "check", "decide", "by_cause",
            "PROVENANCE"]

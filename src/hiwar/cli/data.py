@@ -146,7 +146,9 @@ def cache_pull(remote, directory):
 @click.option("--rtl", type=click.Choice(["isolate", "visual", "plain"]), default=None,
               help="How to show Arabic: isolate (terminals with bidi support), visual (reorder and join letters "
                    "for terminals without it), plain. Default: isolate on a terminal, plain in a pipe.")
-@click.option("--dir", "clean_dir", default="data/clean", show_default=True, type=click.Path(file_okay=False))
+@click.option("--dir", "clean_dir", default=None, type=click.Path(file_okay=False),
+              help="A folder with conversations.parquet and rejected.parquet. Default: the clean stage's outputs "
+                   "(dvc.yaml's paths.clean and paths.rejected).")
 def inspect(n_kept, n_rejected, reason, seed, rtl, clean_dir):
     """Show a sample of kept and rejected conversations from the clean stage, with reasons."""
     from pathlib import Path
@@ -155,8 +157,12 @@ def inspect(n_kept, n_rejected, reason, seed, rtl, clean_dir):
     from hiwar.terminal import rtl_line
 
     mode = rtl or ("isolate" if sys.stdout.isatty() else "plain")
-    kept = read_parquet(Path(clean_dir) / "conversations.parquet", ["conversation_id", "messages"])
-    rejected = read_parquet(Path(clean_dir) / "rejected.parquet", ["conversation_id", "messages", "reasons"])
+    from hiwar.paths import project_path
+
+    kept_path, rejected_path = ((Path(clean_dir) / "conversations.parquet", Path(clean_dir) / "rejected.parquet")
+                                if clean_dir else (project_path("clean"), project_path("rejected")))
+    kept = read_parquet(kept_path, ["conversation_id", "messages"])
+    rejected = read_parquet(rejected_path, ["conversation_id", "messages", "reasons"])
     if reason:
         rejected = rejected[rejected["reasons"].map(lambda rs: reason in list(rs))]
     label = {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"}

@@ -12,8 +12,8 @@ import jinja2
 from hiwar.compare.rows import Row
 from hiwar.compare.samples import Samples
 from hiwar.compare.table import MISSING, Metric, direction_note, metric_text, param_text
+from hiwar.paths import relative_paths
 
-QUALITY = "metrics/quality.json"
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -90,10 +90,11 @@ value has a black outline.</p>
 
 def quality_table(rows: list[Row]) -> dict | None:
     """The numeric keys of metrics/quality.json, one column per row that has them; None when no row does."""
-    having = [r for r in rows if any(k.startswith(QUALITY + ":") for k in r.metrics)]
+    quality = f"{relative_paths()['metrics']}/quality.json:"  # how DVC names its keys
+    having = [r for r in rows if any(k.startswith(quality) for k in r.metrics)]
     if not having:
         return None
-    keys = list(dict.fromkeys(k for r in having for k, v in r.metrics.items() if k.startswith(QUALITY + ":")
+    keys = list(dict.fromkeys(k for r in having for k, v in r.metrics.items() if k.startswith(quality)
                               and isinstance(v, (int, float)) and not isinstance(v, bool)))
     return {"labels": [r.label for r in having],
             "lines": [(k.partition(":")[2], [metric_text(r.metrics.get(k)) for r in having]) for k in keys]}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from hiwar.compare.rows import Row
+from hiwar.paths import relative_paths
 
-REPLIES = "data/eval/replies.parquet"
 COLUMNS = ["turn", "history", "reference", "model", "kind", "reply"]
 
 
@@ -26,11 +26,12 @@ class Samples:
 
 def read_replies(row: Row, repo: str = ".") -> pd.DataFrame:
     """That row's replies table; raises with DVC's reason when it cannot be read."""
+    replies = relative_paths(repo)["replies"]
     if row.kind == "workspace":
-        return pd.read_parquet(Path(repo) / REPLIES)
+        return pd.read_parquet(Path(repo) / replies)
     import dvc.api
 
-    return pd.read_parquet(io.BytesIO(dvc.api.read(REPLIES, repo=repo, rev=row.rev, mode="rb")))
+    return pd.read_parquet(io.BytesIO(dvc.api.read(replies, repo=repo, rev=row.rev, mode="rb")))
 
 
 def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str = ".",
@@ -38,6 +39,7 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
     """The first `count` test turns (by turn number) of the first row that has replies, and every row's
     fine-tuned reply to them; `model` picks the fine-tuned model (default: the first by name)."""
     samples, tables, unreadable = Samples(), {}, {}
+    replies = relative_paths(repo)["replies"]
     from tqdm import tqdm
 
     for row in tqdm(rows if count > 0 else [], desc="replies per row", leave=False, disable=len(rows) < 4):
@@ -48,11 +50,11 @@ def collect(rows: list[Row], count: int = 4, model: str | None = None, repo: str
             continue
         lacking = [c for c in COLUMNS if c not in table.columns]
         if lacking:
-            samples.missing.append(f"{row.label}: {REPLIES} has no column {', '.join(lacking)}")
+            samples.missing.append(f"{row.label}: {replies} has no column {', '.join(lacking)}")
             continue
         tables[row.label] = table[table["kind"] == "finetuned"]
     for reason, labels in unreadable.items():
-        samples.missing.append(f"{REPLIES} not readable ({reason}) for {', '.join(labels)}: not in this "
+        samples.missing.append(f"{replies} not readable ({reason}) for {', '.join(labels)}: not in this "
                                "revision, or its data not in the local DVC cache (`dvc pull`; for an "
                                "experiment `dvc exp pull <remote> <name>`)")
     if not tables:

@@ -6,6 +6,8 @@ history and reference, so human rating reads this one table), and plot data per 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -33,14 +35,14 @@ def _eos(tokenizer) -> str:
     return tokenizer.eos_token
 
 
-def variants(finetune: FinetuneParams, evaluate: EvaluateParams):
-    """(name, kind, loader, stop token of a tokenizer) for every model to evaluate; loaders import torch
-    lazily. Trained models stop at their template's end of turn (hiwar's or their own), baselines at EOS."""
+def variants(finetune: FinetuneParams, evaluate: EvaluateParams, finetuned_dir: str | Path):
+    """(name, kind, loader, stop token of a tokenizer) for every model to evaluate, the fine-tuned ones from
+    `finetuned_dir/<name>`; loaders import torch lazily. Trained models stop at their template's end of turn (hiwar's or their own), baselines at EOS."""
     from hiwar.training.models import load_base, load_finetuned, load_pretrained
 
     for name, spec in finetune.models.items():
         yield name, "base", lambda spec=spec: load_base(spec, finetune.seed), end_of_turn
-        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(f"models/finetuned/{name}", spec, finetune.seed), end_of_turn
+        yield name, "finetuned", lambda name=name, spec=spec: load_finetuned(Path(finetuned_dir) / name, spec, finetune.seed), end_of_turn
     for name, baseline in evaluate.baselines.items():
         yield name, "baseline", lambda b=baseline: load_pretrained(b.path, b.trust_remote_code), _eos
 
@@ -84,9 +86,10 @@ def chrf_ci(statistics: np.ndarray, conversations: list, rounds: int, seed: int)
     return interval(scores, digits=2)
 
 
-def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParams, total: int | None = None):
-    """(metrics, replies, per-topic plot data, per-turn plot data). `total`: the test split's size when
-    `test` is a capped head of it."""
+def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParams, finetuned_dir: str | Path,
+             total: int | None = None):
+    """(metrics, replies, per-topic plot data, per-turn plot data) of the models in `finetune` and their
+    fine-tuned selves in `finetuned_dir`. `total`: the test split's size when `test` is a capped head of it."""
     conversations = [[dict(m) for m in messages] for messages in test["messages"]]
     topics = list(test["topic"])
     turns = scored_turns(test)
@@ -97,7 +100,7 @@ def evaluate(test: pd.DataFrame, finetune: FinetuneParams, params: EvaluateParam
     rounds, seed = params.bootstrap, params.seed
 
     results, replies, per_topic, per_turn, raw = {}, [], {}, {}, {}
-    for name, kind, load, stop in variants(finetune, params):
+    for name, kind, load, stop in variants(finetune, params, finetuned_dir):
         tokenizer, model = load()
         model.eval()
         tokens = score_tokens(model, tokenizer, conversations, params.stride)

@@ -13,11 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from hiwar.errors import HiwarError
+from hiwar.paths import relative_paths
 
-CLEAN = "data/clean/conversations.parquet"
-REJECTED = "data/clean/rejected.parquet"
 SPLITS = ("train", "validation", "test")
-METRICS = "metrics/quality.json"
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -97,15 +95,18 @@ def flatten(data, prefix: str = "") -> dict:
 def diff(repo: Path, a: str, b: str) -> dict:
     """Everything `hiwar diff` reports, as plain data."""
     revs = {"a": resolve(repo, a), "b": resolve(repo, b)}
-    clean = {k: read_parquet_at(repo, CLEAN, rev) for k, rev in revs.items()}
+    paths = relative_paths(repo)  # as this checkout's dvc.yaml names them
+    clean = {k: read_parquet_at(repo, paths["clean"], rev) for k, rev in revs.items()}
     if clean["a"] is None and clean["b"] is None:
-        raise HiwarError(f"{CLEAN}: not found at {a} nor at {b} (has the clean stage run and been committed?)")
-    out = {"a": a, "b": b, "revs": revs, "clean": compare(clean["a"], clean["b"])}
-    out["reasons"] = removal_reasons(out["clean"]["removed"], read_parquet_at(repo, REJECTED, revs["b"]))
-    out["splits"] = {name: compare(read_parquet_at(repo, f"data/split/{name}.parquet", revs["a"]),
-                                   read_parquet_at(repo, f"data/split/{name}.parquet", revs["b"])) for name in SPLITS}
+        raise HiwarError(f"{paths['clean']}: not found at {a} nor at {b} (has the clean stage run and been committed?)")
+    out = {"a": a, "b": b, "revs": revs, "paths": paths, "clean": compare(clean["a"], clean["b"])}
+    out["reasons"] = removal_reasons(out["clean"]["removed"], read_parquet_at(repo, paths["rejected"], revs["b"]))
+    out["splits"] = {name: compare(read_parquet_at(repo, f"{paths['split']}/{name}.parquet", revs["a"]),
+                                   read_parquet_at(repo, f"{paths['split']}/{name}.parquet", revs["b"]))
+                     for name in SPLITS}
     out["rows"] = {**_by_id(clean["a"]), **_by_id(clean["b"])}
-    out["metrics"] = {k: flatten(read_json_at(repo, METRICS, rev) or {}) for k, rev in revs.items()}
+    out["metrics"] = {k: flatten(read_json_at(repo, f"{paths['metrics']}/quality.json", rev) or {})
+                      for k, rev in revs.items()}
     return out
 
 
@@ -123,14 +124,14 @@ def markdown(result: dict) -> str:
     lines = [f"# Dataset diff: {a} -> {b}", "",
              f"`{a}` = {result['revs']['a'][:10]}, `{b}` = {result['revs']['b'][:10]}.", "",
              "| file | added | removed | changed |", "| --- | --- | --- | --- |",
-             f"| data/clean | {len(clean['added'])} | {len(clean['removed'])} | {len(clean['changed'])} |"]
+             f"| {result['paths']['clean']} | {len(clean['added'])} | {len(clean['removed'])} | {len(clean['changed'])} |"]
     for name, parts in result["splits"].items():
-        lines.append(f"| data/split/{name} | {len(parts['added'])} | {len(parts['removed'])} | {len(parts['changed'])} |")
+        lines.append(f"| {result['paths']['split']}/{name} | {len(parts['added'])} | {len(parts['removed'])} | {len(parts['changed'])} |")
     for kind in ("added", "removed", "changed"):
         ids = clean[kind]
         if not ids:
             continue
-        lines += ["", f"## {kind.capitalize()} in data/clean ({len(ids)})", ""]
+        lines += ["", f"## {kind.capitalize()} in {result['paths']['clean']} ({len(ids)})", ""]
         reason = kind == "removed"
         lines += [f"| conversation | topic | country |{' reason in ' + b + ' |' if reason else ''} opening user turn |",
                   f"| --- | --- | --- |{' --- |' if reason else ''} --- |"]

@@ -1,6 +1,6 @@
 """Fidelity to the grid cell: is a conversation about the topic it was asked for, and does it name the
 country? Topic: rank of the own topic's description among all topics' descriptions by embedding cosine.
-Country: any Arabic form of the country (name, adjective, capital; data/bundled/country_forms.csv) found on
+Country: any Arabic form of the country (name, adjective, capital; country_forms.csv among the bundled tables) found on
 word boundaries after normalisation, with the usual clitics in front (و ف ب ك ل and the article)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 from hiwar.arabic import match_key
 from hiwar.errors import HiwarError
 
-FORMS_FILE = Path("data/bundled/country_forms.csv")
+FORMS_FILE = "country_forms.csv"  # in the bundled folder
 # Conjunction (و/ف), then a preposition (ب/ك/ل), then the article; ل + ال is written لل.
 _CLITICS_BEFORE_ARTICLE = "(?:[وف]?(?:[بك]?ال|لل))"
 _CLITICS = "(?:[وف]?(?:[بك]?ال|لل|[بلك])?)"
@@ -22,8 +22,9 @@ _CLITICS = "(?:[وف]?(?:[بك]?ال|لل|[بلك])?)"
 _ADJECTIVE_ENDINGS = "(?:ه|ون|ين|ات|يه|يون|يين)?"
 
 
-def load_forms(path: Path = FORMS_FILE, countries: list[str] | None = None) -> dict[str, list[str]]:
+def load_forms(path: str | Path, countries: list[str] | None = None) -> dict[str, list[str]]:
     """iso2 -> the country's Arabic forms. Every country in `countries` must have a row."""
+    path = Path(path)
     if not path.is_file():
         raise HiwarError(f"{path}: file not found (expected iso2,forms with the forms separated by '|')")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)  # "NA" is Namibia

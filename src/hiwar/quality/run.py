@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from hiwar.arabic import match_key
 from hiwar.errors import HiwarError
+from hiwar.io import atomic_path, write_json, write_parquet
 from hiwar.params import QualityParams
 from hiwar.quality import contamination, coverage, diversity, fidelity
 from hiwar.quality.ngrams import WORD, Corpus, conversation_text
@@ -49,7 +51,7 @@ def _mean(values) -> float | None:
 def _positions(split: pd.DataFrame, row_of: dict[str, int], name: str) -> np.ndarray:
     missing = [i for i in split["conversation_id"] if i not in row_of]
     if missing:
-        raise HiwarError(f"data/split/{name}.parquet: conversation {missing[0]} is not in data/clean/conversations.parquet "
+        raise HiwarError(f"split {name}: conversation {missing[0]} is not among the kept conversations "
                          "(the split is older than the clean output; run `dvc repro split`)")
     return np.array([row_of[i] for i in split["conversation_id"]], dtype=np.int64)
 
@@ -90,7 +92,7 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
         clock, cpu = now, now_cpu
 
     if kept.empty:
-        raise HiwarError("data/clean/conversations.parquet: no kept conversations to assess")
+        raise HiwarError("quality: no kept conversations to assess (cleaning kept none)")
     kept = kept.reset_index(drop=True)
     texts = [conversation_text(m) for m in kept["messages"]]
     keys = [match_key(t) for t in tqdm(texts, desc="quality: normalise", unit="conv", dynamic_ncols=True)]
@@ -108,7 +110,7 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     position = {t: i for i, t in enumerate(topics["topic_id"])}
     unknown = sorted(set(kept["topic"]) - set(position))
     if unknown:
-        raise HiwarError(f"data/clean/conversations.parquet: topic {unknown[0]!r} is not in data/bundled/topics.csv")
+        raise HiwarError(f"quality: the kept conversations' topic {unknown[0]!r} is not among the bundled topics")
     ranks = np.full(len(kept), -1)
     if len(sample):
         ranks[sample] = fidelity.topic_ranks(vectors, topic_vectors, kept["topic"].iloc[sample].map(position).to_numpy())
@@ -171,7 +173,7 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
 
 
 def card(metrics: dict, params: QualityParams) -> str:
-    """data/quality/README.md: the quality section of the dataset card (the split stage writes the rest)."""
+    """The quality folder's README.md: the quality section of the dataset card (the split stage writes the rest)."""
     d, f, c, x = metrics["diversity"], metrics["fidelity"], metrics["coverage"], metrics["contamination"]
     longest = params.ngrams[-1]
     files = "".join(f"- `{name}`: {v[f'train_conversations_{longest}gram']} train conversations share a "
@@ -200,3 +202,21 @@ Contamination ({', '.join(map(str, params.ngrams))}-grams of normalised words):
 {files}- removed from train (quality.decontaminate = {str(params.decontaminate).lower()}): {x['train_removed']}
   (listed with reasons in data/quality/removed.parquet; the decontaminated train is data/quality/train.parquet)
 """
+
+
+def write_outputs(result: Assessment, kept: pd.DataFrame, params: QualityParams, out: str | Path,
+                  plots: str | Path) -> None:
+    """The stage's files: decontaminated train, removed rows, cells and the card section in `out`; plot data
+    and the coverage heatmap in `plots`."""
+    out, plots = Path(out), Path(plots)
+    for column in GROUPS:
+        write_json(plots / f"per_{column}.json", result.per_group[column])
+    write_json(plots / "kept_cells.json", kept[["topic", "country"]].to_dict("records"))
+    with atomic_path(plots / "coverage.png") as tmp:
+        coverage.heatmap(result.cells, tmp)
+    write_parquet(out / "train.parquet", result.train)
+    write_parquet(out / "removed.parquet", result.removed)
+    with atomic_path(out / "cells.csv") as tmp:
+        result.cells.to_csv(tmp, index=False)
+    with atomic_path(out / "README.md") as tmp:
+        tmp.write_text(card(result.metrics, params), encoding="utf-8")

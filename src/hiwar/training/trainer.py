@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from hiwar.io import atomic_path
 from hiwar.params import FinetuneModel
 from hiwar.training.chat_format import uses_hiwar_format
 from hiwar.training.data import PadCollator, check_truncation, encode_split, pack
@@ -211,3 +214,17 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         "train": train_counts,
         "validation": eval_counts,
     }
+
+
+
+def finetune_into(out: str | Path, spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
+                  work_dir: Path, seed: int, live_dir: Path, **options) -> dict | None:
+    """`finetune` as a stage runs it, once in every process `accelerate launch` starts: the main process
+    (rank 0) writes `out` whole or not at all and returns the metrics; the others train into a scratch folder
+    and return None."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        with tempfile.TemporaryDirectory() as scratch:
+            finetune(spec, train, validation, Path(scratch), work_dir, seed, **options)
+        return None
+    with atomic_path(out) as tmp:
+        return finetune(spec, train, validation, tmp, work_dir, seed, live_dir=live_dir, **options)

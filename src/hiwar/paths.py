@@ -1,0 +1,51 @@
+"""The project's data paths, as dvc.yaml names them in `vars: paths` (the one place they are written).
+
+Stage scripts get their paths as arguments from dvc.yaml's commands. This module serves everything that runs
+outside a stage (the `hiwar` commands, the fake backend, benches) with the same names, read from the dvc.yaml
+of the project it runs in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from hiwar.errors import HiwarError
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package runs from, when it is one
+
+
+def project_root(start: str | Path = ".") -> Path:
+    """The nearest folder at or above `start` with a dvc.yaml, else this package's own checkout."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    if (SOURCE_ROOT / "dvc.yaml").is_file():
+        return SOURCE_ROOT
+    raise HiwarError(f"{start}: no dvc.yaml here or above (run hiwar inside a hiwar project)")
+
+
+@lru_cache(maxsize=None)
+def _read(dvc_yaml: Path) -> dict[str, str]:
+    config = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
+    for entry in config.get("vars", []):
+        if isinstance(entry, dict) and isinstance(entry.get("paths"), dict):
+            return {str(k): str(v) for k, v in entry["paths"].items()}
+    raise HiwarError(f"{dvc_yaml}: vars: no `paths` mapping (expected the project's data paths, name: path)")
+
+
+def relative_paths(start: str | Path = ".") -> dict[str, str]:
+    """Every data path dvc.yaml names, relative to the project's folder (as git and DVC address them)."""
+    return dict(_read(project_root(start) / "dvc.yaml"))
+
+
+def project_path(name: str, start: str | Path = ".") -> Path:
+    """The path dvc.yaml names `name` (e.g. "clean"), made absolute."""
+    root = project_root(start)
+    paths = _read(root / "dvc.yaml")
+    if name not in paths:
+        raise HiwarError(f"{root / 'dvc.yaml'}: vars: paths: no `{name}` (expected one of: {', '.join(paths)})")
+    return root / paths[name]
