@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from hiwar import engine as engines
 from hiwar.arabic import match_key
 from hiwar.errors import HiwarError
 from hiwar.io import atomic_path, write_json, write_parquet
@@ -41,6 +43,20 @@ def embedding_sample(topics: pd.Series, size: int, seed: int) -> np.ndarray:
     chosen = [rng.choice(rows, size=min(per_topic, len(rows)), replace=False)
               for _, rows in sorted(pd.Series(np.arange(len(topics)), index=topics.to_numpy()).groupby(level=0))]
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
+# Per-conversation work, one batch at a time, on the stage's engine.
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _normalised(_, texts: list[str]) -> list[str]:
+    return [match_key(t) for t in texts]
+
+
+def _mentions(matcher: fidelity.CountryMatcher, pairs: list[tuple[str, str]]) -> list[bool]:
+    """Whether each normalised conversation names its country."""
+    return [bool(matcher.patterns[country].search(key)) for key, country in pairs]
 
 
 def _mean(values) -> float | None:
@@ -94,8 +110,10 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     if kept.empty:
         raise HiwarError("quality: no kept conversations to assess (cleaning kept none)")
     kept = kept.reset_index(drop=True)
+    engine = engines.current()
     texts = [conversation_text(m) for m in kept["messages"]]
-    keys = [match_key(t) for t in tqdm(texts, desc="quality: normalise", unit="conv", dynamic_ncols=True)]
+    keys = [k for batch in tqdm(engine.map(_normalised, _chunks(texts, engine.batch_rows)), desc="quality: normalise",
+                                unit="batch", dynamic_ncols=True) for k in batch]
     tokens = [WORD.findall(k) for k in keys]
     corpus = Corpus(tokens)
     grams = {n: corpus.ngrams(n) for n in sorted({1, 2, 3, *params.ngrams})}
@@ -117,8 +135,9 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     vector_of = {int(row): vectors[k] for k, row in enumerate(sample)}
     lap("embeddings")
 
-    matcher = fidelity.CountryMatcher(forms)
-    named = np.array([bool(matcher.patterns[c].search(k)) for k, c in zip(keys, kept["country"])], dtype=bool)
+    pairs = _chunks(list(zip(keys, kept["country"])), engine.batch_rows)
+    named = np.array([m for batch in engine.map(_mentions, pairs, setup=partial(fidelity.CountryMatcher, forms))
+                      for m in batch], dtype=bool)
     lap("country_mentions")
 
     def figures(rows: np.ndarray, distinct: dict[int, float], bleu_sample: int) -> dict:
