@@ -56,9 +56,23 @@ class Backend(ABC):
         """Which version of the model: part of the cache key, so new weights never reuse old answers."""
         return self.params.revision
 
+    # A backend that computes in this process (a local model) hands its batches to the stage's engine, which
+    # may run them in other processes or machines; one that waits on servers (http) fans out on its own.
+    in_process = True
+
     @abstractmethod
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
         """Call on_result(index, result) exactly once for every request."""
+
+    def groups(self, requests: list[Request]) -> list[list[int]]:
+        """The batches this backend would form from `requests`, as request indexes: the engine runs each as
+        one unit, so a request's answer never depends on which engine ran it."""
+        return [list(range(len(requests)))] if requests else []
+
+    def __reduce__(self):
+        # Shipped to an engine's worker, a backend is built again there from its params (a model is loaded
+        # where it runs, never pickled).
+        return type(self), (self.params,)
 
     def endpoint_stats(self) -> dict:
         """Per-server accounting, for backends that talk to servers."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from functools import partial
 
 import pandas as pd
 from tqdm import tqdm
 
+from hiwar import engine as engines
 from hiwar.generation import Backend, Request, Result
 from hiwar.generation.cache import ResponseCache, request_key
 from hiwar.generation.grid import COLUMNS as GRID_COLUMNS
@@ -84,6 +86,21 @@ class Progress:
         self.bar.close()
 
 
+def answer_all(backend: Backend, requests: list[Request]) -> list[Result]:
+    """One engine batch: every request's result, in request order."""
+    results: list[Result | None] = [None] * len(requests)
+
+    def keep(index: int, result: Result) -> None:
+        results[index] = result
+
+    backend.generate(requests, keep)
+    return results
+
+
+def _same(value):
+    return value
+
+
 def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCache, chat: bool,
         desc: str = "generate") -> dict[str, Result]:
     """Answer (request_key, prompt, seed) items through the cache and the backend: items whose key is cached
@@ -110,7 +127,16 @@ def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCach
         progress.update(result)
 
     try:
-        backend.generate(requests, on_result)
+        if backend.in_process:  # a local model: its batches run on the stage's engine
+            groups = backend.groups(requests)
+            batches = ([requests[i] for i in group] for group in groups)
+            answered = engines.current().map(answer_all, batches, setup=partial(_same, backend))
+            for group, results in zip(groups, answered):
+                for index, result in zip(group, results):
+                    if result is not None:  # one left unanswered is counted below, never invented
+                        on_result(index, result)
+        else:
+            backend.generate(requests, on_result)
     finally:
         progress.close()
         cache.close()

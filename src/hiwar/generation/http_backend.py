@@ -120,6 +120,8 @@ def backoff_delay(attempt: int, initial: float, cap: float, retry_after: float |
 
 
 class HttpBackend(Backend):
+    in_process = False  # the servers compute; this process only keeps `concurrency` requests open per endpoint
+
     def __init__(self, params):
         super().__init__(params)
         self.http = params.http

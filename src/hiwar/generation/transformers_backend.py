@@ -107,13 +107,15 @@ class TransformersBackend(Backend):
         return self.tokenizer.apply_chat_template([{"role": "user", "content": request.prompt}],
                                                   add_generation_prompt=True, tokenize=False)
 
+    def groups(self, requests: list[Request]) -> list[list[int]]:
+        # Similar lengths share a batch: less padding. Each request's text does not depend on its batch.
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
+        return [order[start:start + self.params.batch_size] for start in range(0, len(order), self.params.batch_size)]
+
     @torch.inference_mode()
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
         p = self.params
-        # Similar lengths share a batch: less padding. Each request's text does not depend on its batch.
-        order = sorted(range(len(requests)), key=lambda i: len(requests[i].prompt))
-        for start in range(0, len(order), p.batch_size):
-            indices = order[start:start + p.batch_size]
+        for indices in self.groups(requests):
             batch = [requests[i] for i in indices]
             # A rendered chat template already holds the special tokens it needs (BOS among them).
             enc = self.tokenizer([self._prompt_text(r) for r in batch], return_tensors="pt", padding=True,

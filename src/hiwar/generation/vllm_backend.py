@@ -20,6 +20,10 @@ class VllmBackend(Backend):
         self.llm = LLM(model=params.model, revision=params.revision, trust_remote_code=params.trust_remote_code,
                        seed=params.seed)
 
+    def groups(self, requests: list[Request]) -> list[list[int]]:
+        size = self.params.batch_size
+        return [list(range(start, min(start + size, len(requests)))) for start in range(0, len(requests), size)]
+
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
         from vllm import SamplingParams
 
