@@ -26,6 +26,25 @@ def _pin_kernels() -> None:
 _pin_kernels()
 
 
+def stage_command(name: str, key: str = "", python: str | None = None) -> list[str]:
+    """The command dvc.yaml runs for stage `name` (`key`: a foreach entry), as an argument list for a test to
+    run in a scratch folder: this interpreter and this checkout's script, with dvc.yaml's paths filled in."""
+    import re
+    import shlex
+    import sys
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    paths = next(v["paths"] for v in config["vars"] if "paths" in v)
+    stage = config["stages"][name]
+    cmd = stage.get("do", stage)["cmd"].replace("${key}", key)
+    cmd = re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], cmd)
+    words = shlex.split(cmd)
+    script = next(i for i, w in enumerate(words) if w.startswith("stages/"))
+    return [python or sys.executable, str(ROOT / words[script]), *words[script + 1:]]
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from conftest import stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("aragpt2-mega", "arabianGPT-08B-V2")
@@ -80,7 +81,7 @@ def hiwar(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def run_stage(project: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "stages/rating.py")], cwd=project, env=env(),
+    return subprocess.run(stage_command("rating"), cwd=project, env=env(),
                           capture_output=True, text=True, timeout=300)
 
 

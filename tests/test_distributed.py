@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
+from conftest import ROOT, stage_command  # noqa: E402  (the one repository root, in conftest)
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def project(path: Path, corpus_frame, finetune_spec, base_dir, batch_size: int, 
 
 def finetune(path: Path, launcher: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
-    done = subprocess.run([*launcher, str(ROOT / "stages/finetune.py"), "m"], cwd=path, env=env,
+    done = subprocess.run([*launcher, *stage_command("finetune", "m")[1:]], cwd=path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return done

@@ -17,7 +17,7 @@ import yaml
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.grid import build_grid
 from hiwar.params import GridParams
-from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
+from conftest import ROOT, stage_command  # noqa: E402  (the one repository root, in conftest)
 
 N = 60
 
@@ -37,7 +37,7 @@ def scratch_project(path, params_data, bundled, url, http=None, **generate):
 
 
 def stage(project, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, str(ROOT / "stages/generate.py")], cwd=project, text=True,
+    return subprocess.Popen(stage_command("generate"), cwd=project, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
                             **kwargs)
 

@@ -17,6 +17,7 @@ from hiwar.errors import HiwarError
 from hiwar.evaluation.pairwise import win_tie_loss
 from hiwar.judge.agreement import judge_vs_humans
 from hiwar.judge.parse import Malformed, parse_scores, parse_verdict
+from conftest import stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA = ["fluency", "coherence", "helpfulness", "fidelity", "safety"]
@@ -173,7 +174,7 @@ def scratch_project(path, params_data, bundled, url, **judge):
 
 
 def run_stage(project, step):
-    done = subprocess.run([sys.executable, str(ROOT / "stages/judge.py"), step], cwd=project, capture_output=True,
+    done = subprocess.run(stage_command({"score": "judge", "compare": "judge-compare"}[step]), cwd=project, capture_output=True,
                           text=True, env=os.environ.copy(), timeout=300)
     return done
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from hiwar.params import SECTIONS, ParamsError, check_all, load_section
+from conftest import stage_command
 
 
 def write(tmp_path, data):
@@ -60,7 +61,7 @@ def test_stage_with_bad_params_exits_nonzero_with_one_line_and_writes_nothing(tm
     shutil.copytree(root / "data/bundled", tmp_path / "data/bundled")
     data = dict(params_data, grid=dict(params_data["grid"], conversations=-5))
     write(tmp_path, data)
-    proc = subprocess.run([sys.executable, str(root / "stages/grid.py")], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(stage_command("grid"), cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "grid.conversations" in lines[0]

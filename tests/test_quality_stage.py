@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from hiwar.reproducible import environment, settings
+from conftest import stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def run_stage(path):
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     # The kernel pins, as `./run stage` sets them (a stage started without them warns on stderr).
     env |= environment(settings(ROOT / "params.yaml"))
-    return subprocess.run([sys.executable, str(ROOT / "stages/quality.py")], cwd=path, env=env, capture_output=True, text=True)
+    return subprocess.run(stage_command("quality"), cwd=path, env=env, capture_output=True, text=True)
 
 
 def set_quality(path, **values):

@@ -13,6 +13,7 @@ from hiwar.errors import HiwarError
 from hiwar.params import FinetuneModel
 from hiwar.training.chat_format import END, encode, end_of_turn, prepare_chat_format, trained_text
 from hiwar.training.data import encode_split, max_length_for
+from conftest import stage_command
 
 # ChatML as Qwen and SmolLM2 write it: a newline after every <|im_end|>, which is layout, not reply.
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}"
@@ -88,7 +89,7 @@ def test_finetune_stage_stops_before_training_when_truncation_drops_too_much(roo
     spec = dict(params_data["finetune"]["models"]["tiny_aragpt2"], path=str(base_dir), max_length=300)
     params = dict(params_data, finetune=dict(params_data["finetune"], models={"short": spec}))
     (tmp_path / "params.yaml").write_text(json.dumps(params, ensure_ascii=False), encoding="utf-8")
-    result = subprocess.run([sys.executable, str(root / "stages/finetune.py"), "short"], cwd=tmp_path,
+    result = subprocess.run(stage_command("finetune", "short"), cwd=tmp_path,
                             capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
     assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]

@@ -7,6 +7,7 @@ of the project it runs in.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def _read(dvc_yaml: Path) -> dict[str, str]:
         if isinstance(entry, dict) and isinstance(entry.get("paths"), dict):
             return {str(k): str(v) for k, v in entry["paths"].items()}
     raise HiwarError(f"{dvc_yaml}: vars: no `paths` mapping (expected the project's data paths, name: path)")
+
+
+def fill(text: str, paths: dict[str, str]) -> str:
+    """`text` with every ${paths.<name>} of dvc.yaml replaced by its path."""
+    return re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], text)
 
 
 def relative_paths(start: str | Path = ".") -> dict[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from hiwar.errors import HiwarError
+from hiwar.paths import fill
 
 
 def run(args: list[str]) -> str:
@@ -50,15 +51,16 @@ def explain_dvc_error(output: str, command: str) -> str:
 def stage_of(path: str, dvc_yaml: Path = Path("dvc.yaml"), params: Path = Path("params.yaml")) -> str | None:
     """The stage whose outs contain `path` (foreach stages expanded over finetune.models)."""
     spec = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
+    paths = next((v["paths"] for v in spec.get("vars", []) if isinstance(v, dict) and "paths" in v), {})
     models = list((yaml.safe_load(params.read_text(encoding="utf-8")) or {}).get("finetune", {}).get("models", {}))
     for name, stage in spec.get("stages", {}).items():
         if "foreach" in stage:
             for key in models:
-                outs = [str(o).replace("${key}", key) for o in stage["do"].get("outs", [])]
+                outs = [fill(str(o), paths).replace("${key}", key) for o in stage["do"].get("outs", [])]
                 if any(path == o or path.startswith(o.rstrip("/") + "/") for o in outs):
                     return f"{name}@{key}"
             continue
-        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
+        outs = [fill(next(iter(o)) if isinstance(o, dict) else o, paths) for o in stage.get("outs", [])]
         if any(path == o or path.startswith(o.rstrip("/") + "/") for o in outs):
             return name
     return None
