@@ -1,4 +1,4 @@
-"""The DVC pipeline end to end in a scratch copy of the project, on micro params (fake generation backend,
+"""The DVC pipeline end to end in a scratch copy of the project, on the ci profile (fake generation backend,
 a few training steps), so it stays a couple of minutes on 2 cores. The real generator path is covered by
 test_generation_backends.py; the full tiny profile is `./run pipeline`."""
 
@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
+
+from hiwar.profiles import use
 
 pytestmark = pytest.mark.slow
 
@@ -45,42 +47,23 @@ def ran(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
-def micro(params: dict) -> dict:
-    for spec in [*params["models"]["generator"].values(), *params["models"]["bases"].values()]:
-        spec["steps"] = 4
-    params["grid"]["conversations"] = 120
-    params["generate"]["backend"] = "fake"
-    for spec in params["finetune"]["models"].values():
-        spec["epochs"] = 1
-    # The fake backend writes the bundled conversations, longer than the stand-in generator's; the micro run
-    # checks the plumbing, so it lets truncation drop what it must (test_real_models checks the threshold).
-    params["finetune"]["max_dropped_share"] = 1.0
-    params["evaluate"]["max_conversations"] = 3
-    params["evaluate"]["max_new_tokens"] = 4
-    params["evaluate"]["bootstrap"] = 50
-    params["quality"]["embed_sample"] = 40  # the encoder is the slow part of the quality stage
-    # A fine-tuned model has its own chat template, so it can stand in for an instruction-tuned baseline.
-    params["evaluate"]["baselines"] = {"chat_model": {"path": "models/finetuned/tiny_arabiangpt", "trust_remote_code": False}}
-    return params
-
-
-def micro_project(dest: Path) -> Path:
-    """The project's tracked files on micro params, in a new git repository with nothing committed yet."""
+def ci_project(dest: Path) -> Path:
+    """The project's tracked files on the ci profile (profiles/ci.yaml), in a new git repository with nothing
+    committed yet."""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
         if name.startswith(("metrics/", "dvclive/")) or name == "dvc.lock":
             continue  # the scratch run makes its own
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, dest / name)
-    params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
-    (dest / "params.yaml").write_text(yaml.safe_dump(micro(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    use("ci", dest)
     sh(dest, "git", "init", "-q")
     return dest
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = micro_project(tmp_path_factory.mktemp("hiwar"))
+    repo = ci_project(tmp_path_factory.mktemp("hiwar"))
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "scratch")
     first = sh(repo, "dvc", "repro")
@@ -111,7 +94,7 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
             assert 0 <= evaluate["models"][name][kind]["chrf"] <= 100
         base, tuned = evaluate["models"][name]["base"], evaluate["models"][name]["finetuned"]
         # Fine-tuning lowers held-out perplexity on the same tokens (on the tiny profile by about 30%; these
-        # micro params train one short epoch, so only the direction is asserted). Loading the base weights as
+        # ci profile trains one short epoch, so only the direction is asserted). Loading the base weights as
         # the fine-tuned model, or saving an untrained adapter, gives equal perplexities and fails here.
         assert tuned["tokens"] == base["tokens"] and tuned["perplexity"] < base["perplexity"]
         paired = evaluate["models"][name]["finetuned_minus_base"]

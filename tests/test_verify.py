@@ -82,10 +82,10 @@ def hiwar(cwd, *args):
 
 @pytest.fixture()
 def micro_models(tmp_path):
-    """A scratch project on micro params whose `models` stage ran and was committed."""
-    from test_pipeline import micro_project, sh
+    """A scratch project on the ci profile whose `models` stage ran and was committed."""
+    from test_pipeline import ci_project, sh
 
-    project = micro_project(tmp_path / "project")
+    project = ci_project(tmp_path / "project")
     sh(project, "dvc", "repro", "models")
     sh(project, "git", "add", "-A")
     sh(project, "git", "commit", "-qm", "micro models")
