@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.pairwise import win_tie_loss
+from hiwar.pairwise import win_tie_loss
 from hiwar.judge.agreement import judge_vs_humans
 from hiwar.judge.parse import Malformed, parse_scores, parse_verdict
 

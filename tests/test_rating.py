@@ -68,7 +68,7 @@ def test_import_rejects_scores_off_the_scale_naming_the_cell(tmp_path):
 
 # --- agreement that explains itself, pairwise summary, safe export ---------------------------------------------
 
-from hiwar.evaluation.pairwise import win_tie_loss  # noqa: E402
+from hiwar.pairwise import win_tie_loss  # noqa: E402
 from hiwar.evaluation.rating import (cohen_kappa, export_pairs, gwet_ac1, guard_formula,  # noqa: E402
                                      krippendorff_alpha, page_items)
 

@@ -7,7 +7,7 @@ The embedding score is hiwar's documented reconstruction of the paper's RAVEN (t
 not available): for every held-out assistant turn the model replies to the reference history; reply and
 reference are embedded with a multilingual sentence encoder; the score is the mean cosine, also reported
 rescaled against the similarity of random reference pairs from different conversations, b: (s - b) / (1 - b).
-Intervals resample conversations (evaluation/stats.py), since turns of one conversation are not independent.
+Intervals resample conversations (hiwar/stats.py), since turns of one conversation are not independent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hiwar.training.chat_format import END, IGNORE, ROLE_TOKENS, encode, label_runs, render
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums, interval
+from hiwar.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums, interval
 
 
 def context_length(model) -> int:

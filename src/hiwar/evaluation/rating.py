@@ -11,7 +11,7 @@ No rating is ever invented: until filled sheets exist the stage reports "not rat
   missing ones included, with a bootstrap CI. The distribution of answers sits beside them, with a note
   when kappa is low only because the answers bunch on one or two values (the prevalence paradox AC1 is
   made for). Every model gets its mean score with a bootstrap 95% CI, or in pairwise mode the win/tie/loss
-  summary of evaluation/pairwise.py.
+  summary of hiwar/pairwise.py.
 
 Two modes (rating.mode): `likert` items are one reply scored 1..scale per criterion; `pairwise` items
 are two replies to the same turn, answered A, B or tie per criterion. The same item list and key serve
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import bootstrap_ci, interval
+from hiwar.stats import bootstrap_ci, interval
 
 KEY_COLUMNS = ["item", "model", "kind", "turn"]
 PAIR_KEY_COLUMNS = ["item", "turn", "model_a", "model_b"]  # model names as "<model>_<kind>"
@@ -294,7 +294,7 @@ def _model_scores(long: pd.DataFrame, key: pd.DataFrame, rounds: int, seed: int)
 
 
 def _pairwise_summary(long: pd.DataFrame, key: pd.DataFrame, criteria: list[str], rounds: int, seed: int) -> dict:
-    from hiwar.evaluation.pairwise import win_tie_loss
+    from hiwar.pairwise import win_tie_loss
 
     joined = long.merge(key, on="item")
     joined["winner"] = np.where(joined["score"] == "A", joined["model_a"],

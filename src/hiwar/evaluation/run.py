@@ -24,7 +24,7 @@ from hiwar.evaluation.metrics import (
     score_tokens,
     summarize_perplexity,
 )
-from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
+from hiwar.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
 from hiwar.training.chat_format import end_of_turn
 
