@@ -8,10 +8,10 @@ import pandas as pd
 
 from hiwar.bundled import load_bundled
 from hiwar.errors import HiwarError
-from hiwar.evaluation.rating import read_filled
 from hiwar.io import read_parquet, write_json, write_parquet, write_run_facts
 from hiwar.judge import steps
 from hiwar.params import load_section
+from hiwar.rating.sheets import read_filled
 from hiwar.stage import run_stage
 
 OUT = Path("data/judge")

@@ -11,8 +11,8 @@ import pandas as pd
 
 from hiwar.io import write_json
 from hiwar.params import load_section
-from hiwar.evaluation.rating import agreement
-from hiwar.evaluation.rating_sources import collect, quality
+from hiwar.rating.scores import agreement
+from hiwar.rating.sources import collect, quality
 from hiwar.stage import run_stage
 
 RATINGS = Path("ratings")

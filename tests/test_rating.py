@@ -7,7 +7,8 @@ import pytest
 
 from hiwar.agreement import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.errors import HiwarError
-from hiwar.evaluation.rating import agreement, export_sheet, read_filled
+from hiwar.rating.scores import agreement
+from hiwar.rating.sheets import export_sheet, read_filled
 
 KEY = pd.DataFrame({"item": ["R0001", "R0002", "R0003"], "model": ["m", "m", "m"], "kind": ["base", "finetuned", "base"],
                     "turn": [0, 0, 1]})
@@ -70,8 +71,8 @@ def test_import_rejects_scores_off_the_scale_naming_the_cell(tmp_path):
 # --- agreement that explains itself, pairwise summary, safe export ---------------------------------------------
 
 from hiwar.agreement import cohen_kappa, gwet_ac1, krippendorff_alpha  # noqa: E402
-from hiwar.evaluation.rating import export_pairs, guard_formula, page_items  # noqa: E402
 from hiwar.pairwise import win_tie_loss  # noqa: E402
+from hiwar.rating.sheets import export_pairs, guard_formula, page_items  # noqa: E402
 
 # Two raters, ten items, answers bunched at 4 and 5 as in the study: 8 of 10 identical.
 BUNCHED_A = [5, 5, 5, 5, 5, 5, 5, 5, 4, 4]

@@ -24,7 +24,7 @@ def rate_export(out_dir):
 
     from hiwar.io import atomic_path, read_parquet, write_jsonl
     from hiwar.params import load_section
-    from hiwar.evaluation.rating import export_pairs, export_sheet, page_items
+    from hiwar.rating.sheets import export_pairs, export_sheet, page_items
 
     params = load_section("rating")
     replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "history", "reply"])
@@ -52,7 +52,7 @@ def rate_import(sheet, rater, out_dir):
     import pandas as pd
 
     from hiwar.params import load_section
-    from hiwar.evaluation.rating import read_filled
+    from hiwar.rating.sheets import read_filled
 
     params = load_section("rating")
     key_path = Path(out_dir) / "key.csv"
@@ -85,8 +85,8 @@ def rate_serve(raters, host, port, out_dir):
 
     from werkzeug.serving import make_server
 
-    from hiwar.evaluation.answers import AnswerStore
-    from hiwar.evaluation.rating_app import create_app, read_items
+    from hiwar.rating.answers import AnswerStore
+    from hiwar.rating.app import create_app, read_items
     from hiwar.params import load_section
 
     params = load_section("rating")
