@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.bundled import load_bundled
-from hiwar.evaluation.metrics import embed
+from hiwar.encoder import embed
 from hiwar.params import load_section
 from hiwar.quality.fidelity import load_forms
 from hiwar.quality.run import assess

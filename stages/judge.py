@@ -7,10 +7,10 @@ import click
 import pandas as pd
 
 from hiwar.bundled import load_bundled
-from hiwar.evaluation.rating import read_filled
 from hiwar.io import read_parquet, write_json, write_parquet, write_run_facts
 from hiwar.judge import steps
 from hiwar.params import load_section
+from hiwar.rating.sheets import read_filled
 from hiwar.stage import path_option, run_stage
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from hiwar.bundled import load_bundled
+from hiwar.encoder import embed
 from hiwar.errors import HiwarError
-from hiwar.evaluation.metrics import embed
 from hiwar.io import read_parquet, write_json, write_run_facts
 from hiwar.params import load_section
 from hiwar.quality.contamination import read_eval_texts

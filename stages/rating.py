@@ -10,10 +10,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from hiwar.evaluation.rating import agreement
-from hiwar.evaluation.rating_sources import collect, quality
 from hiwar.io import write_json
 from hiwar.params import load_section
+from hiwar.rating.scores import agreement
+from hiwar.rating.sources import collect, quality
 from hiwar.stage import path_option, run_stage
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from hiwar.training.chat_format import END, encode
-from hiwar.evaluation.metrics import embed, embedding_score, perplexity, random_pair_baseline, token_nlls
+from hiwar.encoder import embed
+from hiwar.evaluation.metrics import embedding_score, perplexity, random_pair_baseline, token_nlls
 
 
 def test_perplexity_equals_exp_of_the_models_own_masked_loss(tiny_lm, bpe_tokenizer, short_conversation):

@@ -6,7 +6,7 @@ turns as independent is then too narrow / too eager, and these tests catch it.
 
 import numpy as np
 
-from hiwar.evaluation.stats import cluster_bootstrap_ci, paired_difference
+from hiwar.stats import cluster_bootstrap_ci, paired_difference
 
 
 def clustered(rng, conversations=40, mean=0.5, between=0.2, within=0.05):

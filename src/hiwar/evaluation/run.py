@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hiwar.encoder import embed
 from hiwar.evaluation.metrics import (
     baseline_ci,
     chrf,
     chrf_from_statistics,
     chrf_statistics,
-    embed,
     embedding_score,
     generate_replies,
     group_means,
@@ -26,8 +26,8 @@ from hiwar.evaluation.metrics import (
     score_tokens,
     summarize_perplexity,
 )
-from hiwar.evaluation.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.params import EvaluateParams, FinetuneParams
+from hiwar.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.training.chat_format import end_of_turn
 
 

@@ -9,8 +9,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from hiwar.agreement import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.errors import HiwarError
-from hiwar.evaluation.rating import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.judge.engine import Answer, Task
 from hiwar.judge.rubric import Prompts
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hiwar.evaluation.pairwise import win_tie_loss
-from hiwar.evaluation.stats import bootstrap_ci
+from hiwar.pairwise import win_tie_loss
+from hiwar.stats import bootstrap_ci
 from hiwar.judge.engine import Answer, Task
 from hiwar.judge.rubric import Prompts
 

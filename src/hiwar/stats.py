@@ -1,4 +1,4 @@
-"""Small statistics shared by evaluation and human rating.
+"""Small statistics shared by evaluation, human rating and the judge.
 
 Turns of one conversation are not independent (same topic, same speakers, same model state), so the
 evaluation's intervals resample whole conversations (a cluster bootstrap): a turn-level bootstrap would

@@ -15,8 +15,8 @@ from pathlib import Path
 from flask import Flask, abort, g, jsonify, redirect, render_template, request, url_for
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.answers import AnswerStore
-from hiwar.evaluation.rating import PAIR_CHOICES, check_answer
+from hiwar.rating.answers import AnswerStore
+from hiwar.rating.sheets import PAIR_CHOICES, check_answer
 
 LABEL = {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"}
 CRITERION_LABEL = {"fluency": "الطلاقة", "relevance": "الصلة بالسياق", "helpfulness": "الفائدة",

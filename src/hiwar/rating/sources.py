@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.rating import check_answer, read_filled
+from hiwar.rating.sheets import check_answer, read_filled
 
 
 def collect(ratings_dir: Path, key: pd.DataFrame, params) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -37,7 +37,7 @@ def page_answers(path: Path, key: pd.DataFrame, params) -> pd.DataFrame:
     columns = ["rater", "item", "showing", "criterion", "score", "seconds"]
     if not path.is_file():
         return pd.DataFrame(columns=columns)
-    from hiwar.evaluation.answers import AnswerStore
+    from hiwar.rating.answers import AnswerStore
 
     store = AnswerStore(path)
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.evaluation.stats import interval
+from hiwar.stats import interval
 
 COLUMNS = ["item", "model_a", "model_b", "winner"]
 OUTCOMES = ("wins", "ties", "losses")
