@@ -1,12 +1,12 @@
 """The `rating` stage's figures: agreement between raters and scores per model.
 
-- agreement: per criterion, every pair of raters gets Cohen's kappa (quadratic weights, with a bootstrap
-  95% CI over items), unweighted kappa, Gwet's AC1 and the share of identical answers, and Spearman's rho on
-  the items both rated; Krippendorff's alpha (interval; nominal in pairwise mode) uses every rating,
-  missing ones included, with a bootstrap CI. The distribution of answers sits beside them, with a note
-  when kappa is low only because the answers bunch on one or two values (the prevalence paradox AC1 is
-  made for). Every model gets its mean score with a bootstrap 95% CI, or in pairwise mode the win/tie/loss
-  summary of hiwar/pairwise.py.
+Per criterion, every pair of raters gets Cohen's kappa (quadratic weights, with a bootstrap 95% CI over
+items), unweighted kappa, Gwet's AC1 and the share of identical answers, and Spearman's rho on the items
+both rated; Krippendorff's alpha (interval; nominal in pairwise mode) uses every rating, missing ones
+included, with a bootstrap CI. The distribution of answers sits beside them, with a note when kappa is low
+only because the answers bunch on one or two values (the prevalence paradox AC1 is made for). Every model
+gets its mean score with a bootstrap 95% CI, or in pairwise mode the win/tie/loss summary of
+hiwar/pairwise.py. The statistics themselves are hiwar/agreement.py's, shared with the judge.
 """
 
 from __future__ import annotations
