@@ -13,6 +13,13 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# This checkout's code, whatever the environment's editable install points at (another worktree, a stale copy),
+# here and in every process a test starts.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+
 
 def _pin_kernels() -> None:
     """The stages' kernel pins (hiwar.reproducible) for this process and every stage a test starts, as

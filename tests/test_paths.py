@@ -76,3 +76,9 @@ def test_fine_tuning_on_the_decontaminated_train_set_is_a_one_line_switch(tmp_pa
     upstream, cmd = out.stdout.strip().splitlines()
     assert "'quality'" in upstream
     assert "--train data/quality/train.parquet" in cmd
+
+
+def test_a_project_whose_dvc_yaml_names_no_paths_reads_the_default_layout(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n")
+    assert relative_paths(tmp_path) == relative_paths(ROOT)
+    assert project_path("clean", tmp_path) == tmp_path / "data/clean/conversations.parquet"

@@ -158,7 +158,7 @@ def test_profile_is_one_command_away_and_valid(project_copy, profile):
 
 def test_unknown_profile_and_bad_profile_values_are_one_line(project_copy):
     result = hiwar(project_copy, "params", "use", "nosuch")
-    assert result.returncode == 2 and "profiles/nosuch.yaml: no such profile (expected one of: paper, smollm2" in result.stderr
+    assert result.returncode == 2 and "profiles/nosuch.yaml: no such profile (expected one of: ci, paper, smollm2" in result.stderr
     (project_copy / "profiles/broken.yaml").write_text("finetune:\n  max_dropped_share: 2\n", encoding="utf-8")
     before = (project_copy / "params.yaml").read_bytes()
     result = hiwar(project_copy, "params", "use", "broken")

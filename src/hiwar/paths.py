@@ -29,23 +29,25 @@ def project_root(start: str | Path = ".") -> Path:
 
 
 def _dvc_yaml(root: Path) -> Path:
+    """The project's dvc.yaml when it names paths; else this package's own (a project on the default layout)."""
     for candidate in (root / "dvc.yaml", SOURCE_ROOT / "dvc.yaml"):
-        if candidate.is_file():
+        if candidate.is_file() and _read(candidate) is not None:
             return candidate
-    raise HiwarError(f"{root}: no dvc.yaml here or above (run hiwar inside a hiwar project)")
+    raise HiwarError(f"{root}: no dvc.yaml with `vars: paths` here or above (run hiwar inside a hiwar project)")
 
 
-def _read(dvc_yaml: Path) -> dict[str, str]:
+def _read(dvc_yaml: Path) -> dict[str, str] | None:
+    """The `vars: paths` mapping of a dvc.yaml, or None when it has none."""
     return _parse(dvc_yaml, dvc_yaml.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=64)
-def _parse(dvc_yaml: Path, _mtime: int) -> dict[str, str]:  # read again when the file changes
+def _parse(dvc_yaml: Path, _mtime: int) -> dict[str, str] | None:  # read again when the file changes
     config = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
-    for entry in config.get("vars", []):
+    for entry in config.get("vars", []) if isinstance(config, dict) else []:
         if isinstance(entry, dict) and isinstance(entry.get("paths"), dict):
             return {str(k): str(v) for k, v in entry["paths"].items()}
-    raise HiwarError(f"{dvc_yaml}: vars: no `paths` mapping (expected the project's data paths, name: path)")
+    return None
 
 
 def fill(text: str, paths: dict[str, str]) -> str:
