@@ -128,7 +128,7 @@ def test_a_cut_last_turn_is_seen_in_the_text_and_trimmed():
     assert looks_cut("ويمكنك أيضًا أن تضيف إلى", others) and looks_cut("أولًا، افحص التربة،", others)
     assert not looks_cut("اقطف القمم كل أسبوع تقريبًا.", others) and not looks_cut("تسلم", others)
     cut = GOOD + "\n[|Human|] وهل يحتاج إلى سماد؟\n[|AI|] نعم، سمده مرة في الشهر بسماد سائل مخفف، ثم"
-    messages, _, reasons, trimmed = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
+    messages, _, reasons, trimmed, _ = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
     # a trimmed conversation that is then rejected says `truncated` first, not that it duplicates its full twin
     kept, rejected, metrics = clean(raw_frame([GOOD, cut]), PARAMS)
