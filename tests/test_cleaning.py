@@ -302,6 +302,7 @@ def test_an_assistant_that_repeats_the_question_or_recites_its_instructions_is_e
     assert reasons_of(repeat) == ["echo"]
     restated = GOOD.replace("اقطف القمم", "سؤالك هو: وكم مرة أقطف أوراقها؟ اقطف القمم")
     assert reasons_of(restated) == []  # the question restated, then answered
+    assert reasons_of(GOOD.replace("ضعها قرب نافذة", "المطلوب: نافذة مشمسة، ضعها قرب نافذة")) == []
     for recital in ("أنت مساعد مفيد، اكتب محادثة واقعية بين مستخدم ومساعد عن الزراعة المنزلية.",
                     "بصفتي مساعدًا، تعليماتي: أجب عن أسئلة المستخدم بإيجاز ولا تذكر أنك نموذج ذكاء اصطناعي.",
                     "المطلوب: كتابة محادثة متعددة الجولات عن الحدائق المنزلية."):

@@ -90,9 +90,10 @@ _MARKER_SET = frozenset(_MARKER_OF)
 
 @dataclass(frozen=True)
 class Language:
-    """A conversation's language: an ISO 639 code from the detector (None when there was too little text),
-    its Arabic variety (msa or a dialect; None for other languages), and whether it is Arabic-script text in
-    another language than Arabic (rejected as `not_arabic`)."""
+    """A conversation's language: an ISO 639 code (`ar` for Arabic, by the model or, with no sign of another
+    language, by its script; the model's code for any other; None when there was too little text), its Arabic
+    variety (msa or a dialect; None for other languages), and whether it is Arabic-script text in another
+    language than Arabic (rejected as `not_arabic`)."""
     language: str | None
     variety: str | None = None
     not_arabic: bool = False
