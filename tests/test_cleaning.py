@@ -276,6 +276,10 @@ def test_json_message_lists_are_read_bare_fenced_wrapped_and_in_sharegpt_form():
         assert parse(text).messages == expected, text[:40]
         assert reasons_of(text) == []
     assert parse('{"topic": "الريحان", "summary": "نبتة عطرية."}').messages == []
+    example = ('User: كيف أرسل محادثة إلى واجهة البرمجة؟\nAssistant: أرسلها قائمةً بهذا الشكل: '
+               '[{"role": "user", "content": "مرحبا"}] مع مفتاحك في الترويسة.\n'
+               'User: وهل أضيف رسالة النظام؟\nAssistant: نعم، ضعها أول القائمة بالدور system.')
+    assert [m["role"] for m in parse(example).messages] == ["user", "assistant", "user", "assistant"]
 
 
 def test_json_that_breaks_off_is_cut_and_its_cut_turn_dropped():
@@ -286,6 +290,8 @@ def test_json_that_breaks_off_is_cut_and_its_cut_turn_dropped():
     extra = JSON_TURNS[:-1] + ', {"role": "user", "content": "وهل'
     messages, _, reasons, trimmed, _ = decide({"raw_text": extra, "finish_reason": "length"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
+    wrapped = parse('```json\n{"messages": ' + cut)  # cut inside {"messages": [...]}
+    assert wrapped.cut and [m["role"] for m in wrapped.messages] == ["user", "assistant", "user", "assistant"]
 
 
 def test_a_dialogue_on_one_line_is_read_from_its_inline_labels_but_narrative_is_not():
@@ -303,6 +309,9 @@ def test_an_assistant_that_repeats_the_question_or_recites_its_instructions_is_e
     restated = GOOD.replace("اقطف القمم", "سؤالك هو: وكم مرة أقطف أوراقها؟ اقطف القمم")
     assert reasons_of(restated) == []  # the question restated, then answered
     assert reasons_of(GOOD.replace("ضعها قرب نافذة", "المطلوب: نافذة مشمسة، ضعها قرب نافذة")) == []
+    confirmed = ("User: المتحف مفتوح يوم الجمعة؟\nAssistant: نعم، المتحف مفتوح يوم الجمعة.\n"
+                 "User: ومتى يفتح؟\nAssistant: يفتح من الساعة التاسعة صباحًا حتى الخامسة مساءً.")
+    assert reasons_of(confirmed) == []  # a yes makes the restated question an answer
     for recital in ("أنت مساعد مفيد، اكتب محادثة واقعية بين مستخدم ومساعد عن الزراعة المنزلية.",
                     "بصفتي مساعدًا، تعليماتي: أجب عن أسئلة المستخدم بإيجاز ولا تذكر أنك نموذج ذكاء اصطناعي.",
                     "المطلوب: كتابة محادثة متعددة الجولات عن الحدائق المنزلية."):
@@ -313,6 +322,9 @@ def test_an_assistant_that_repeats_the_question_or_recites_its_instructions_is_e
                            "عن العناية بالنباتات المنزلية في الشقق الصغيرة بأسلوب ودود.")
     assert decide({"raw_text": recited, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
     assert reasons_of(recited) == []  # without the prompt nothing says it was recited
+    inside = GOOD.replace("فذلك يشجع النبتة على التفرع.", "فذلك يشجع النبتة، محادثة بين مستخدم ومساعد عن العناية "
+                                                        "بالنباتات المنزلية في الشقق الصغيرة.")
+    assert decide({"raw_text": inside, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
 
 
 def test_cut_last_turns_are_seen_whatever_the_finish_reason_and_sign_offs_are_not_cuts():

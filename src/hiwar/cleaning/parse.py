@@ -185,16 +185,20 @@ def _salvage(text: str, named: dict) -> list[dict]:
 
 
 def json_dialogue(text: str) -> tuple[list[dict], bool] | None:
-    """(messages, cut) of an answer holding a JSON message list, or None when it holds none. A leading
-    system message (the prompt echoed) is dropped."""
+    """(messages, cut) of an answer holding a JSON message list, or None when it holds none (or when labelled
+    turns come before it: then it is an example inside a turn). A leading system message (the prompt echoed)
+    is dropped."""
     start = JSON_START.search(text)
     if not start:
+        return None
+    label = LABEL_RE.search(text)
+    if label and label.start() < start.start():  # labelled turns first: JSON inside a turn is an example
         return None
     named: dict = {}
     try:
         data, _ = json.JSONDecoder().raw_decode(text, start.start())
     except ValueError:
-        messages, cut = _salvage(text[start.start():], named), True
+        messages, cut = _salvage(text[text.index("[", start.start()) + 1:], named), True
     else:
         if isinstance(data, dict):
             data = next(data[k] for k in ("messages", "conversation", "dialogue", "dialog") if k in data)

@@ -60,12 +60,12 @@ META_TALK = re.compile("|".join(f"(?:{p})" for p in (
 
 # An assistant turn that recites its system prompt or the generation task instead of answering (matched on
 # match_key text, so teh marbuta is ه): "أنت مساعد ...", "تعليماتي هي ...", "المطلوب: كتابة محادثة ...",
-# "... محادثة بين المستخدم والمساعد ...".
+# "اكتب محادثة ... بين مستخدم ومساعد ...", "محادثة بين مستخدم ومساعد عن ...".
 INSTRUCTIONS = re.compile("|".join(f"(?:{p})" for p in (
     r"^(انت|انتي) (مساعد|نموذج|روبوت|خبير)", r"تعليماتي( هي|:| ان)",
     r"^المطلوب ?: ?(منك )?(كتابه|انشاء|توليد|صياغه|اكتب|محادثه|حوار)",  # not "المطلوب: جواز سفر وصورتان"
     r"(اكتب|كتابه|انشئ|انشاء|توليد|صياغه) (محادثه|حوار)[^.؟!\n]{0,80}(بين|مستخدم|مساعد|جولات|تبادلات)",
-    r"(محادثه|حوار) (متعدده الجولات )?بين (ال)?مستخدم و ?(ال)?مساعد",
+    r"(محادثه|حوار) (متعدده الجولات )?بين (ال)?مستخدم و ?(ال)?مساعد (عن|حول|في موضوع)",  # the task, recited
     r"(تحتوي|تتكون|تبدا) المحادثه (علي|من|ب)",
     r"^you are an? (helpful |friendly |smart |ai )*(assistant|ai|chatbot)\b", r"\bmy instructions (are|say)\b",
     r"\bsystem prompt\b", r"\bwrite an? (multi-turn )?(conversation|dialogue) between\b",
@@ -73,36 +73,41 @@ INSTRUCTIONS = re.compile("|".join(f"(?:{p})" for p in (
 # What an echo may add to the question it repeats: "سؤالك هو: ..." ("your question is: ...").
 ECHO_EXTRA_WORDS = 3
 TEXT_WORD = re.compile(r"\w+")
+# Words that make a restated question an answer ("المتحف مفتوح يوم الجمعة؟" "نعم، المتحف مفتوح يوم الجمعة.").
+ANSWER_WORDS = frozenset("نعم لا اجل بلي طبعا اكيد ايوه اه ايه صح مظبوط yes no sure".split())
 
 
 def repeats(answer: str, question: str) -> bool:
     """Whether an answer (match_key) is the question (match_key) again: at least 90% of the question's words
-    (3 or more), with at most ECHO_EXTRA_WORDS other words."""
+    (3 or more), with at most ECHO_EXTRA_WORDS other words, none of them a yes or no."""
     asked, said = TEXT_WORD.findall(question), TEXT_WORD.findall(answer)
     if len(asked) < 3 or not said:
         return False
-    pool = set(said)
+    pool, asked_set = set(said), set(asked)
     covered = sum(w in pool for w in asked)
-    extra = sum(w not in set(asked) for w in said)
-    return covered >= 0.9 * len(asked) and extra <= ECHO_EXTRA_WORDS
+    extra = [w for w in said if w not in asked_set]
+    return covered >= 0.9 * len(asked) and len(extra) <= ECHO_EXTRA_WORDS and not ANSWER_WORDS & set(extra)
 
 
-def recites(answer: str, prompt_key: str | None, n: int = 4) -> bool:
-    """Whether an answer recites the prompt (match_key): half its word n-grams or more come from it."""
+def recites(answer: str, prompt_key: str | None, n: int = 4, span: int = 8) -> bool:
+    """Whether an answer recites the prompt (both match_keys): half its word n-grams or more come from it, or
+    it repeats `span` words of the prompt in a row."""
     if not prompt_key:
         return False
-    words = TEXT_WORD.findall(answer)
+    words, source = TEXT_WORD.findall(answer), TEXT_WORD.findall(prompt_key)
     grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
     if len(grams) < 4:
         return False
-    source = TEXT_WORD.findall(prompt_key)
     prompt_grams = {tuple(source[i:i + n]) for i in range(len(source) - n + 1)}
-    return len(grams & prompt_grams) >= 0.5 * len(grams)
+    if len(grams & prompt_grams) >= 0.5 * len(grams):
+        return True
+    prompt_spans = {tuple(source[i:i + span]) for i in range(len(source) - span + 1)}
+    return any(tuple(words[i:i + span]) in prompt_spans for i in range(len(words) - span + 1))
 
 
 def echo(messages: list[dict], keys: list[str], prompt_key: str | None = None) -> list[str]:
     """`echo` when an assistant turn repeats the user turn before it, or recites its instructions, its system
-    prompt or the generation prompt instead of answering."""
+    prompt or the generation prompt (when known) instead of answering."""
     for i, (m, key) in enumerate(zip(messages, keys)):
         if m["role"] != "assistant":
             continue
