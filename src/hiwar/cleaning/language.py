@@ -8,7 +8,7 @@ It was chosen over py3langid after measuring both on the language corpus (docs/c
 
 What is judged (`Identifier.identify`). The other languages written in Arabic script have letters of their own
 (Persian پ چ ژ گ ی, Urdu ے ٹ ڈ ں, Pashto ښ ړ ې, Kurdish ە ێ ۆ ڵ, Uyghur ې ۇ ۈ ھ ...) and function words Arabic
-does not have (Persian است، را، برای، می; Urdu ہے، میں، کے ...). A conversation that shows one of these signs
+does not have (Persian است، را، برای، هستند; Urdu ہے، میں، کے ...). A conversation that shows one of these signs
 (a letter, or two distinct such words: Persian typed with Arabic ي and ك) goes to the model:
 - every speaker's turns joined (single words and short turns are unreliable: Urdu is often called Persian),
   Arabic-script words only (Latin names, digits and markup say nothing about which Arabic-script language it
@@ -56,13 +56,13 @@ SCRIPT_LETTER = re.compile(r"[\u0621-\u064A\u0671-\u06D3\u06D5\u06EE-\u06FF\u075
 # Uyghur, Sindhi ...); Arabic dialect writing uses پ چ ڤ گ now and then, hence only a hint to look closer.
 FOREIGN_LETTER = re.compile(r"[\u0679-\u06D3\u06D5\u06EE-\u06FF\u0750-\u077F]")
 LATIN_WORD = re.compile(r"[A-Za-z\u00C0-\u024F]{2,}")
-# Function words of Persian and Urdu that Arabic does not have, in both yeh and kaf forms (text typed on an Arabic
-# keyboard), also before a zero-width non-joiner (می‌خواهم).
-# (Not اين، هاي، مي: Arabic without hamza, Levantine "this" and "water". Tashkeel and tatweel are part of a word.)
-_IN_WORD = "\\w\u0640\u064B-\u065F\u0670"
-OTHER_WORDS = re.compile(
-    rf"(?<![{_IN_WORD}])(?:است|را|برای|براي|این|های|می|نمی|نمي|هستند|هستید|هستيد|خواهم|کنید|كنيد|شما|چطور"
-    rf"|ہے|هے|میں|ميں|کے|كے|نہیں|نهيں|ہیں|هيں|اور)(?![{_IN_WORD}])")
+# Function words of Persian and Urdu that Arabic does not have, compared in match_key form like the dialect
+# markers (so Persian ی and ک are already ي and ك, and the zero-width non-joiner is gone: می‌خواهم is ميخواهم).
+# Not این، های، می: in that form they are Arabic اين (where), Levantine هاي (this) and مي (water).
+OTHER_WORDS = frozenset(match_key(w) for w in (
+    "است را برای نمی هستند هستید هستم خواهم میخواهم کنید میکنم شما چطور چیست "
+    "ہے ہیں میں کے نہیں اور").split())
+_PUNCTUATION = ".,،؛;:!?؟«»\"'()[]{}-–—…*"
 
 # Marker words per dialect region (compared in match_key form: bare alef, ي for ى, ه for ة).
 MARKERS = {
@@ -118,15 +118,20 @@ def _has_letters(texts: list[str], n: int) -> bool:
     return found >= n
 
 
-def dialect(keys: list[str]) -> str | None:
-    """The dialect region whose marker words occur most in a conversation's turns (their match_keys), with at
+def words_of(keys: list[str]) -> set[str]:
+    """The distinct words of a conversation's turns (their match_keys), punctuation stripped."""
+    return {w.strip(_PUNCTUATION) for w in " ".join(keys).split()}
+
+
+def dialect(words: set[str]) -> str | None:
+    """The dialect region whose marker words occur most among a conversation's words (`words_of`), with at
     least MIN_MARKERS distinct ones and more than any other region's; else None. A marker counts with و or ف
     glued in front too."""
     distinct: dict[str, set] = {}
-    for word in set(" ".join(keys).split()) & _MARKER_SET:
+    for word in words & _MARKER_SET:
         region, base = _MARKER_OF[word]
         distinct.setdefault(region, set()).add(base)
-    found = {region: len(words) for region, words in distinct.items()}
+    found = {region: len(markers) for region, markers in distinct.items()}
     ranked = sorted(((n, region) for region, n in found.items()), reverse=True)
     if ranked and ranked[0][0] >= MIN_MARKERS and (len(ranked) == 1 or ranked[0][0] > ranked[1][0]):
         return ranked[0][1]
@@ -170,9 +175,9 @@ class Identifier:
         if not messages:
             return Language(None)
         contents = [m["content"] for m in messages]
+        words = words_of(keys if keys is not None else [match_key(text) for text in contents])
         judged, foreign, label = False, [], "ar"
-        if any(FOREIGN_LETTER.search(text) for text in contents) or \
-                len(set(word for text in contents for word in OTHER_WORDS.findall(text))) >= SIGN_WORDS:
+        if any(FOREIGN_LETTER.search(text) for text in contents) or len(words & OTHER_WORDS) >= SIGN_WORDS:
             judged, foreign, label = self._judge(messages)
         else:
             judged = _has_letters(contents, SPEAKER_LETTERS)
@@ -183,8 +188,7 @@ class Identifier:
             if len(LATIN_WORD.findall(rest)) >= 3 or letters(rest) >= SPEAKER_LETTERS:
                 return Language(self.label(rest)[0])
             return Language(None)
-        markers = dialect(keys if keys is not None else [match_key(text) for text in contents])
-        return Language("ar", markers or ARABIC_LABELS.get(label) or "msa")
+        return Language("ar", dialect(words) or ARABIC_LABELS.get(label) or "msa")
 
     def _judge(self, messages: list[dict]) -> tuple[bool, list[tuple[str, int]], str]:
         """Text with letters Arabic does not use: every speaker's turns joined, then each such turn alone.
