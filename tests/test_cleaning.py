@@ -230,6 +230,10 @@ def test_one_answer_switched_to_persian_is_not_arabic_and_english_is_named_but_l
                          "حتما ميدان نقش جهان را ببينيد و عصرها كنار زاينده‌رود قدم بزنيد. هوا در بهار بسيار دلنشين است.")
     assert not lang.FOREIGN_LETTER.search(typed[0]["content"] + typed[1]["content"])
     assert identifier.identify(typed).language == "fa"
+    # the two turns joined: fa is the best label under 0.5, but above ar and arz together
+    joined = lang.script_text(typed[0]["content"] + " " + typed[1]["content"])
+    assert identifier.label(joined)[0] == "fa" and identifier.label(joined)[1] < lang.MIN_PROBABILITY
+    assert identifier.other_language(joined, lang.MIN_PROBABILITY)[0] == "fa"
     english = identifier.identify(conversation("How do I learn to code?", "Start with Python and practise every day."))
     assert english.language == "en" and not english.not_arabic
 
@@ -322,8 +326,8 @@ def test_an_assistant_that_repeats_the_question_or_recites_its_instructions_is_e
                            "عن العناية بالنباتات المنزلية في الشقق الصغيرة بأسلوب ودود.")
     assert decide({"raw_text": recited, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
     assert reasons_of(recited) == []  # without the prompt nothing says it was recited
-    inside = GOOD.replace("فذلك يشجع النبتة على التفرع.", "فذلك يشجع النبتة، محادثة بين مستخدم ومساعد عن العناية "
-                                                        "بالنباتات المنزلية في الشقق الصغيرة.")
+    inside = GOOD.replace("فذلك يشجع النبتة على التفرع.", "فذلك يشجع النبتة على التفرع، عن العناية بالنباتات "
+                                                        "المنزلية في الشقق الصغيرة بأسلوب ودود.")
     assert decide({"raw_text": inside, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
 
 
