@@ -280,6 +280,9 @@ def test_json_message_lists_are_read_bare_fenced_wrapped_and_in_sharegpt_form():
         assert parse(text).messages == expected, text[:40]
         assert reasons_of(text) == []
     assert parse('{"topic": "الريحان", "summary": "نبتة عطرية."}').messages == []
+    parts = JSON_TURNS.replace('"content": "وكم مرة أقطف أوراقها؟"',
+                               '"content": [{"type": "text", "text": "وكم مرة أقطف أوراقها؟"}]')
+    assert parse(parts).messages == expected
     example = ('User: كيف أرسل محادثة إلى واجهة البرمجة؟\nAssistant: أرسلها قائمةً بهذا الشكل: '
                '[{"role": "user", "content": "مرحبا"}] مع مفتاحك في الترويسة.\n'
                'User: وهل أضيف رسالة النظام؟\nAssistant: نعم، ضعها أول القائمة بالدور system.')
@@ -294,6 +297,8 @@ def test_json_that_breaks_off_is_cut_and_its_cut_turn_dropped():
     extra = JSON_TURNS[:-1] + ', {"role": "user", "content": "وهل'
     messages, _, reasons, trimmed, _ = decide({"raw_text": extra, "finish_reason": "length"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
+    stray_comma = parse(JSON_TURNS[:-1] + ",]")  # whole, with a stray comma: nothing cut
+    assert not stray_comma.cut and stray_comma.messages == parse_dialogue(GOOD)
     wrapped = parse('```json\n{"messages": ' + cut)  # cut inside {"messages": [...]}
     assert wrapped.cut and [m["role"] for m in wrapped.messages] == ["user", "assistant", "user", "assistant"]
 

@@ -158,14 +158,17 @@ def _messages_of(items: list, named: dict) -> list[dict] | None:
                 named[key] = ("user", "assistant")[len(named)]
             if key not in named:
                 return None
+        if isinstance(content, list):  # content in parts: [{"type": "text", "text": ...}]
+            content = "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
         messages.append({"role": _ROLES.get(key) or named[key],
                          "content": content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)})
     return messages
 
 
-def _salvage(text: str, named: dict) -> list[dict]:
-    """The messages of JSON that breaks off: every complete message object, then the cut one (its content as
-    far as it goes, possibly empty)."""
+def _salvage(text: str, named: dict) -> tuple[list[dict], bool]:
+    """The messages of a message list that does not parse as a whole, and whether it breaks off: every complete
+    message object, then the cut one (its content as far as it goes, possibly empty). A list whose objects are
+    all complete and closed by its `]` (a stray comma) is whole, not cut."""
     decoder, messages, position = json.JSONDecoder(), [], 0
     while (start := text.find("{", position)) >= 0:
         try:
@@ -176,12 +179,12 @@ def _salvage(text: str, named: dict) -> list[dict]:
             role_name = _ROLES.get(key) or named.get(key) or ("assistant" if messages and messages[-1]["role"] == "user"
                                                              else "user")
             messages.append({"role": role_name, "content": _json_string(content.group(1)) if content else ""})
-            return messages
+            return messages, True
         if isinstance(item, dict) and any(k in item for k in ("role", "from")):
             messages += _messages_of([item], named) or []
         elif isinstance(item, dict):  # the outer object ({"messages": [...]}): look inside it
             position = start + 1
-    return messages
+    return messages, "]" not in text[position:]
 
 
 def json_dialogue(text: str) -> tuple[list[dict], bool] | None:
@@ -198,7 +201,7 @@ def json_dialogue(text: str) -> tuple[list[dict], bool] | None:
     try:
         data, _ = json.JSONDecoder().raw_decode(text, start.start())
     except ValueError:
-        messages, cut = _salvage(text[text.index("[", start.start()) + 1:], named), True
+        messages, cut = _salvage(text[text.index("[", start.start()) + 1:], named)
     else:
         if isinstance(data, dict):
             data = next(data[k] for k in ("messages", "conversation", "dialogue", "dialog") if k in data)
