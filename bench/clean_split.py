@@ -9,10 +9,13 @@ duplicates made by word edits at rates that spread their true Jaccard similarity
 n-gram sets MinHash estimates) over the whole range, 0.6-0.8 around the threshold included.
 
 Each scale runs the clean and split stages' streaming calls (`clean_file`, `split_file`) in a fresh
-process, so its peak RSS is its own. Printed: seconds and peak RSS per run, median and range over the
-repeats (after a discarded warm-up, scales interleaved), the 10x/1x time ratio, and the near-duplicate
-detection's precision and recall against the planted pairs, per similarity band.
-Goals: 1x under 60 s, 10x peak RSS <= 3 GB, 10x/1x <= 12, recall >= 0.95 above the threshold.
+process, so its peak RSS is its own. Every scale runs with language identification (`clean.language_id`,
+as params.yaml has it) and without it, so its cost is measured on the same corpus in the same rounds.
+Printed: seconds and peak RSS per run, median and range over the repeats (after a discarded warm-up of
+each side, sides interleaved: 1x with, 1x without, 10x with, 10x without, then again), the cost of language
+ID per round (cleaning with / without it, and the seconds it adds), the 10x/1x time ratio, and the
+near-duplicate detection's precision and recall against the planted pairs, per similarity band.
+Goals: 1x under 60 s (with language ID), 10x peak RSS <= 3 GB, 10x/1x <= 12, recall >= 0.95 above the threshold.
 
     python bench/clean_split.py                       # 1x and 10x, 3 repeats
     python bench/clean_split.py --scales 1 --repeats 3
@@ -38,6 +41,9 @@ from hiwar.arabic import match_key
 from hiwar.bundled import load_bundled
 from hiwar.io import write_parquet
 from hiwar.params import load_section
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleave import add_repeats, parse  # noqa: E402
 
 PAPER = 43_316
 STYLES = [("[|Human|] ", "[|AI|] "), ("المستخدم: ", "المساعد: "), ("User: ", "Assistant: "),
@@ -149,28 +155,30 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def child(raw: Path, work: Path) -> None:
+def child(raw: Path, work: Path, language_id: bool = True) -> None:
     """One timed clean + split, in this process; prints a JSON line."""
     from hiwar.cleaning import clean_file
     from hiwar.dedup import hasher_for
     from hiwar.splitting import split_file
 
     start = time.perf_counter()
-    metrics = clean_file(raw, work / "kept.parquet", work / "rejected.parquet", load_section("clean"))
+    params = load_section("clean").model_copy(update={"language_id": language_id})
+    metrics = clean_file(raw, work / "kept.parquet", work / "rejected.parquet", params)
     cleaned = time.perf_counter()
     split = split_file(work / "kept.parquet", work / "split", load_section("split"), hasher_for(load_section("clean")))
     done = time.perf_counter()
     print(json.dumps({"seconds": done - start, "clean_s": cleaned - start, "split_s": done - cleaned,
                       "peak_rss_gb": peak_rss_gb(),
                       "kept": metrics["kept"], "first_reasons": metrics["first_reasons"],
+                      "languages": metrics["languages"], "varieties": metrics["varieties"],
                       "splits": split["conversations"], "moved": split["independent_leaks"]["moved_to_train"]}))
 
 
-def timed(raw: Path, work: Path | None = None) -> dict:
+def timed(raw: Path, work: Path | None = None, language_id: bool = True) -> dict:
     """One run in a fresh process; its outputs go to `work` when given (else a temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, __file__, "--child", str(raw), str(work or tmp)], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, __file__, "--child", str(raw), str(work or tmp), str(int(language_id))],
+                             check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -217,12 +225,12 @@ def summary(values: list[float]) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    add_repeats(parser)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--build", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse(parser)
     if args.child:
-        return child(Path(args.child[0]), Path(args.child[1]))
+        return child(Path(args.child[0]), Path(args.child[1]), args.child[2] == "1")
     if args.build:  # in its own process, so that this one stays small while the runs go
         planted = build(int(args.build[0]), Path(args.build[1]))
         return Path(args.build[1] + ".planted.json").write_text(json.dumps(planted))
@@ -240,21 +248,32 @@ def main():
         work.mkdir()
         timed(raws[smallest], work)  # warm-up: its time is discarded, its outputs are judged
         detection(work, planted[smallest], clean_params.near_dup_threshold, clean_params.shingle_chars)
-        runs = {scale: [] for scale in args.scales}
+        timed(raws[smallest], language_id=False)  # the other side's warm-up
+        sides = [(scale, lid) for scale in args.scales for lid in (True, False)]
+        runs = {side: [] for side in sides}
         for repeat in range(args.repeats):
-            for scale in args.scales:  # interleaved: 1x 10x 1x 10x ...
-                result = timed(raws[scale])
-                runs[scale].append(result)
-                print(f"{PAPER * scale:>9,} conversations, run {repeat + 1}: {result['seconds']:7.1f} s "
-                      f"(clean {result['clean_s']:.1f} s, split {result['split_s']:.1f} s), peak RSS "
-                      f"{result['peak_rss_gb']:.2f} GB; kept {result['kept']:,}; first reasons {result['first_reasons']}; "
+            for scale, lid in sides:  # interleaved: 1x with, 1x without, 10x with, 10x without, 1x with ...
+                result = timed(raws[scale], language_id=lid)
+                runs[scale, lid].append(result)
+                print(f"{PAPER * scale:>9,} conversations, language ID {'on ' if lid else 'off'}, run {repeat + 1}: "
+                      f"{result['seconds']:7.1f} s (clean {result['clean_s']:.1f} s, split {result['split_s']:.1f} s), "
+                      f"peak RSS {result['peak_rss_gb']:.2f} GB; kept {result['kept']:,}; first reasons "
+                      f"{result['first_reasons']}; languages {result['languages']}; varieties {result['varieties']}; "
                       f"splits {result['splits']}; moved to train {result['moved']}", flush=True)
-    for scale, results in runs.items():
-        print(f"{scale}x: seconds {summary([r['seconds'] for r in results])}; "
-              f"peak RSS GB {summary([r['peak_rss_gb'] for r in results])}")
-    if 1 in runs and 10 in runs:
-        ratios = [b["seconds"] / a["seconds"] for a, b in zip(runs[1], runs[10])]
-        print(f"10x / 1x time ratio: {summary(ratios)} (goal <= 12)")
+    for (scale, lid), results in runs.items():
+        print(f"{scale}x, language ID {'on' if lid else 'off'}: seconds {summary([r['seconds'] for r in results])} "
+              f"(clean {summary([r['clean_s'] for r in results])}); peak RSS GB {summary([r['peak_rss_gb'] for r in results])}")
+    for scale in args.scales:
+        on, off = runs[scale, True], runs[scale, False]
+        print(f"{scale}x, cost of language ID per round: cleaning with / without "
+              f"{summary([a['clean_s'] / b['clean_s'] for a, b in zip(on, off)])}, seconds added "
+              f"{summary([a['clean_s'] - b['clean_s'] for a, b in zip(on, off)])}")
+    if 1 in args.scales:
+        print(f"1x clean + split with language ID: median {statistics.median(r['seconds'] for r in runs[1, True]):.1f} s "
+              f"(goal under 60 s)")
+    if 1 in args.scales and 10 in args.scales:
+        ratios = [b["seconds"] / a["seconds"] for a, b in zip(runs[1, True], runs[10, True])]
+        print(f"10x / 1x time ratio (language ID on): {summary(ratios)} (goal <= 12)")
 
 
 if __name__ == "__main__":

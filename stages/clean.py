@@ -17,7 +17,8 @@ from hiwar.stage import path_option, run_stage
 def main(raw, kept, rejected, metrics):
     counts = clean_file(raw, kept, rejected, load_section("clean"), progress=True)
     write_json(metrics, counts)
-    print(f"clean: kept {counts['kept']} of {counts['input']}; rejections: {counts['reasons']}")
+    print(f"clean: kept {counts['kept']} of {counts['input']}; rejections: {counts['reasons']}; "
+          f"languages: {counts['languages']}; varieties kept: {counts['varieties']}")
 
 
 if __name__ == "__main__":

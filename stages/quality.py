@@ -27,7 +27,7 @@ from hiwar.stage import path_option, run_stage
 def main(bundled, clean, rejected, split, out, plots, metrics):
     params = load_section("quality")
     tables = load_bundled(bundled)
-    kept = read_parquet(clean, ["conversation_id", "topic", "country", "generator", "messages"])
+    kept = read_parquet(clean, ["conversation_id", "topic", "country", "generator", "messages", "variety"])
     dropped = read_parquet(rejected, ["conversation_id", "topic", "country", "reasons"])
     splits = {name: read_parquet(Path(split) / f"{name}.parquet", ["conversation_id", "topic", "country", "messages"])
               for name in ("train", "test")}

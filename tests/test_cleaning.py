@@ -128,7 +128,7 @@ def test_a_cut_last_turn_is_seen_in_the_text_and_trimmed():
     assert looks_cut("ويمكنك أيضًا أن تضيف إلى", others) and looks_cut("أولًا، افحص التربة،", others)
     assert not looks_cut("اقطف القمم كل أسبوع تقريبًا.", others) and not looks_cut("تسلم", others)
     cut = GOOD + "\n[|Human|] وهل يحتاج إلى سماد؟\n[|AI|] نعم، سمده مرة في الشهر بسماد سائل مخفف، ثم"
-    messages, _, reasons, trimmed = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
+    messages, _, reasons, trimmed, _ = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
     # a trimmed conversation that is then rejected says `truncated` first, not that it duplicates its full twin
     kept, rejected, metrics = clean(raw_frame([GOOD, cut]), PARAMS)
@@ -170,3 +170,186 @@ def test_a_raw_file_that_is_not_parquet_is_one_clear_error(tmp_path):
     else:
         raise AssertionError("no error")
     assert not (tmp_path / "kept.parquet").exists()
+
+
+# --- issue 24: the language read, and every answer shape ------------------------------------------------
+
+from hiwar.cleaning import language as lang  # noqa: E402
+from hiwar.cleaning.parse import parse  # noqa: E402
+
+# Written for these tests: two turns per language, real sentences about everyday matters.
+OTHER_LANGUAGES = {
+    "fa": ("سلام، می‌خواهم برای تعطیلات نوروز به اصفهان بروم. بهترین جاهای دیدنی آنجا کدام‌اند؟",
+           "حتماً میدان نقش جهان و سی‌وسه‌پل را ببینید و عصرها کنار زاینده‌رود قدم بزنید. هوا در بهار بسیار دلپذیر است."),
+    "ur": ("میں اگلے مہینے اسلام آباد جانا چاہتا ہوں، وہاں کون سی جگہیں ضرور دیکھنی چاہئیں؟",
+           "فیصل مسجد اور دامنِ کوہ ضرور دیکھیں، وہاں سے پورا شہر نظر آتا ہے۔ شام کو موسم بہت خوشگوار ہوتا ہے۔"),
+    "ps": ("زه غواړم چې خپل زوی ښوونځي ته داخل کړم، کوم اسناد ته اړتیا لرم؟",
+           "د زیږون تذکره، د مور او پلار تذکرې او دوه عکسونه له ځان سره یوسئ. د ښوونځي دفتر به نور معلومات درکړي."),
+    "ckb": ("سڵاو، دەمەوێت لە هاویندا سەردانی سلێمانی بکەم. چی پێشنیار دەکەیت؟",
+            "سەردانی چیای گۆیژە بکە و ئێواران لە بازاڕی شار پیاسە بکە. خواردنی کوردی لە چێشتخانە کۆنەکان زۆر بەتامە."),
+    "ug": ("مەن ئۈرۈمچىگە بارماقچى، قايسى جايلارنى كۆرۈشكە ئەرزىيدۇ؟",
+           "خەلقئارا چوڭ بازار ۋە قىزىل تاغ باغچىسى ناھايىتى داڭلىق. كەچتە بازاردا پولو ۋە كاۋاپ يېيىشنى ئۇنتۇپ قالماڭ."),
+}
+ARABIC = {
+    "msa": ("ما أفضل طريقة لتعلم البرمجة للمبتدئين؟", "ابدأ بلغة سهلة مثل بايثون، وخصص ساعة يوميًا لحل تمارين صغيرة."),
+    "egyptian": ("عايز أعرف أروح الأهرامات إزاي من وسط البلد؟",
+                 "ممكن تركب المترو لحد الجيزة وبعدين تاخد تاكسي، ولو عايز أسهل اطلب عربية من التطبيق دلوقتي."),
+    "gulf": ("أبغى أروح البر هالحين، شلون الجو؟", "الجو وايد حلو هالأيام، بس خذ معك جاكيت لأن الليل بارد."),
+    "levantine": ("شو بدك تطبخ اليوم؟ بدي شي خفيف.", "فيك تعمل فتوش، كتير طيب وخفيف وما بياخد وقت منيح."),
+    "maghrebi": ("بغيت نمشي لمراكش، كيفاش نوصل بالتران؟", "كاين التران من كازا كل ساعة، والتذكرة ماشي غالية بزاف."),
+    "sudanese": ("يا زول داير أمشي السوق، الطريق كيف؟", "الطريق كويس هسع، بس أمش بدري عشان الزحمة ساي بتبدا الضهر."),
+}
+
+
+def conversation(user, assistant):
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant},
+            {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+
+
+def test_arabic_script_languages_are_named_and_arabic_dialects_are_arabic():
+    identifier = lang.Identifier()
+    for code, (user, assistant) in OTHER_LANGUAGES.items():
+        found = identifier.identify(conversation(user, assistant))
+        assert (found.language, found.not_arabic, found.variety) == (code, True, None), code
+    for variety, (user, assistant) in ARABIC.items():
+        found = identifier.identify(conversation(user, assistant))
+        assert (found.language, found.not_arabic) == ("ar", False), variety
+        assert found.variety in (variety, "msa"), variety
+    assert identifier.identify(conversation(*ARABIC["egyptian"])).variety == "egyptian"
+    assert identifier.identify(conversation(*ARABIC["maghrebi"])).variety == "maghrebi"
+
+
+def test_one_answer_switched_to_persian_is_not_arabic_and_english_is_named_but_left_to_the_script_rules():
+    identifier = lang.Identifier()
+    messages = conversation(*ARABIC["msa"])
+    messages[3] = {"role": "assistant", "content": OTHER_LANGUAGES["fa"][1]}
+    found = identifier.identify(messages)
+    assert found.not_arabic and found.language == "fa"
+    # Persian typed with Arabic ي and ك, none of its own letters: the one-sample path still names it
+    typed = conversation("سلام، من مي‌خواهم براي تعطيلات نوروز به اصفهان بروم. بهترين جاهاي ديدني آنجا كدام‌اند؟",
+                         "حتما ميدان نقش جهان را ببينيد و عصرها كنار زاينده‌رود قدم بزنيد. هوا در بهار بسيار دلنشين است.")
+    assert not lang.FOREIGN_LETTER.search(typed[0]["content"] + typed[1]["content"])
+    assert identifier.identify(typed).language == "fa"
+    # the two turns joined: fa is the best label under 0.5, but above ar and arz together
+    joined = lang.script_text(typed[0]["content"] + " " + typed[1]["content"])
+    assert identifier.label(joined)[0] == "fa" and identifier.label(joined)[1] < lang.MIN_PROBABILITY
+    assert identifier.other_language(joined, lang.MIN_PROBABILITY)[0] == "fa"
+    english = identifier.identify(conversation("How do I learn to code?", "Start with Python and practise every day."))
+    assert english.language == "en" and not english.not_arabic
+
+
+def test_not_arabic_rows_name_their_language_and_kept_rows_their_variety():
+    texts = ["\n".join(f"User: {u}\nAssistant: {a}" for u, a in [pair, ("شكرًا جزيلًا", "العفو، بالتوفيق!")])
+             for pair in [OTHER_LANGUAGES["ur"], ARABIC["egyptian"], ARABIC["msa"]]]
+    kept, rejected, metrics = clean(raw_frame(texts), PARAMS)
+    assert list(rejected["reasons"].iloc[0]) == ["not_arabic"] and rejected["language"].iloc[0] == "ur"
+    assert list(kept["language"]) == ["ar", "ar"] and list(kept["variety"]) == ["egyptian", "msa"]
+    assert metrics["languages"] == {"ar": 2, "ur": 1} and metrics["varieties"] == {"egyptian": 1, "msa": 1}
+    assert metrics["variety_per_country"] == {"EG": {"egyptian": 1, "msa": 1}}
+
+
+def test_the_language_model_is_loaded_once_per_worker_not_per_row(monkeypatch):
+    import hiwar.cleaning as cleaning
+
+    built = []
+
+    class Counting(lang.Identifier):
+        def __init__(self):
+            built.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(cleaning, "Identifier", Counting)
+    kept, _, _ = clean(raw_frame([GOOD] * 5), PARAMS)
+    assert len(built) == 1 and len(kept) == 1  # (the other four are exact duplicates)
+    clean(raw_frame([GOOD]), PARAMS.model_copy(update={"language_id": False}))
+    assert len(built) == 1
+
+
+JSON_TURNS = ('[{"role": "user", "content": "كيف أحافظ على نبتة الريحان في الشقة؟"}, '
+              '{"role": "assistant", "content": "ضعها قرب نافذة مشمسة واسقها حين تجف التربة من الأعلى."}, '
+              '{"role": "user", "content": "وكم مرة أقطف أوراقها؟"}, '
+              '{"role": "assistant", "content": "اقطف القمم كل أسبوع تقريبًا، فذلك يشجع النبتة على التفرع."}]')
+
+
+def test_json_message_lists_are_read_bare_fenced_wrapped_and_in_sharegpt_form():
+    expected = parse_dialogue(GOOD)
+    shapes = [JSON_TURNS, f"إليك المحادثة:\n```json\n{JSON_TURNS}\n```", f'{{"messages": {JSON_TURNS}}}',
+              JSON_TURNS.replace('"role"', '"from"').replace('"content"', '"value"').replace('"assistant"', '"gpt"'),
+              '[{"role": "system", "content": "أنت مساعد."}, ' + JSON_TURNS[1:]]
+    for text in shapes:
+        assert parse(text).messages == expected, text[:40]
+        assert reasons_of(text) == []
+    assert parse('{"topic": "الريحان", "summary": "نبتة عطرية."}').messages == []
+    parts = JSON_TURNS.replace('"content": "وكم مرة أقطف أوراقها؟"',
+                               '"content": [{"type": "text", "text": "وكم مرة أقطف أوراقها؟"}]')
+    assert parse(parts).messages == expected
+    example = ('User: كيف أرسل محادثة إلى واجهة البرمجة؟\nAssistant: أرسلها قائمةً بهذا الشكل: '
+               '[{"role": "user", "content": "مرحبا"}] مع مفتاحك في الترويسة.\n'
+               'User: وهل أضيف رسالة النظام؟\nAssistant: نعم، ضعها أول القائمة بالدور system.')
+    assert [m["role"] for m in parse(example).messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_json_that_breaks_off_is_cut_and_its_cut_turn_dropped():
+    cut = JSON_TURNS[: JSON_TURNS.rindex("فذلك")]
+    parsed = parse(cut)
+    assert parsed.cut and parsed.messages[-1]["content"].startswith("اقطف القمم")
+    assert reasons_of(cut, "length") == ["truncated", "too_few_exchanges"]
+    extra = JSON_TURNS[:-1] + ', {"role": "user", "content": "وهل'
+    messages, _, reasons, trimmed, _ = decide({"raw_text": extra, "finish_reason": "length"}, PARAMS)
+    assert trimmed and reasons == [] and len(messages) == 4
+    stray_comma = parse(JSON_TURNS[:-1] + ",]")  # whole, with a stray comma: nothing cut
+    assert not stray_comma.cut and stray_comma.messages == parse_dialogue(GOOD)
+    wrapped = parse('```json\n{"messages": ' + cut)  # cut inside {"messages": [...]}
+    assert wrapped.cut and [m["role"] for m in wrapped.messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_a_dialogue_on_one_line_is_read_from_its_inline_labels_but_narrative_is_not():
+    one_line = GOOD.replace("\n", " ")
+    assert parse_dialogue(one_line) == parse_dialogue(GOOD)
+    labels = "المستخدم: كيف أحافظ على الريحان؟ المساعد: ضعه قرب نافذة مشمسة. المستخدم: وكم مرة أسقيه؟ المساعد: حين تجف التربة."
+    assert [t["role"] for t in parse_dialogue(labels)] == ["user", "assistant", "user", "assistant"]
+    narrative = "دار حوار قصير، فقال المستخدم: كيف أنام جيدًا؟ فأجاب المساعد: نم في موعد ثابت كل يوم."
+    assert reasons_of(narrative) == ["unparseable"]
+
+
+def test_an_assistant_that_repeats_the_question_or_recites_its_instructions_is_echo():
+    repeat = GOOD.replace("اقطف القمم كل أسبوع تقريبًا، فذلك يشجع النبتة على التفرع.", "وكم مرة أقطف أوراقها")
+    assert reasons_of(repeat) == ["echo"]
+    restated = GOOD.replace("اقطف القمم", "سؤالك هو: وكم مرة أقطف أوراقها؟ اقطف القمم")
+    assert reasons_of(restated) == []  # the question restated, then answered
+    assert reasons_of(GOOD.replace("ضعها قرب نافذة", "المطلوب: نافذة مشمسة، ضعها قرب نافذة")) == []
+    confirmed = ("User: المتحف مفتوح يوم الجمعة؟\nAssistant: نعم، المتحف مفتوح يوم الجمعة.\n"
+                 "User: ومتى يفتح؟\nAssistant: يفتح من الساعة التاسعة صباحًا حتى الخامسة مساءً.")
+    assert reasons_of(confirmed) == []  # a yes makes the restated question an answer
+    for recital in ("أنت مساعد مفيد، اكتب محادثة واقعية بين مستخدم ومساعد عن الزراعة المنزلية.",
+                    "بصفتي مساعدًا، تعليماتي: أجب عن أسئلة المستخدم بإيجاز ولا تذكر أنك نموذج ذكاء اصطناعي.",
+                    "المطلوب: كتابة محادثة متعددة الجولات عن الحدائق المنزلية."):
+        reasons = reasons_of(GOOD.replace("ضعها قرب نافذة مشمسة واسقها حين تجف التربة من الأعلى.", recital))
+        assert reasons[0] == "echo", recital
+    prompt = "اكتب محادثة بين مستخدم ومساعد عن العناية بالنباتات المنزلية في الشقق الصغيرة بأسلوب ودود"
+    recited = GOOD.replace("ضعها قرب نافذة مشمسة واسقها حين تجف التربة من الأعلى.",
+                           "عن العناية بالنباتات المنزلية في الشقق الصغيرة بأسلوب ودود.")
+    assert decide({"raw_text": recited, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
+    assert reasons_of(recited) == []  # without the prompt nothing says it was recited
+    inside = GOOD.replace("فذلك يشجع النبتة على التفرع.", "فذلك يشجع النبتة على التفرع، عن العناية بالنباتات "
+                                                        "المنزلية في الشقق الصغيرة بأسلوب ودود.")
+    assert decide({"raw_text": inside, "finish_reason": "stop", "prompt": prompt}, PARAMS)[2] == ["echo"]
+
+
+def test_cut_last_turns_are_seen_whatever_the_finish_reason_and_sign_offs_are_not_cuts():
+    others = ["سؤال؟", "جواب تام.", "سؤال آخر؟"]
+    assert looks_cut("وما هي أفضل", others, unanswered=True)
+    assert reasons_of(GOOD + "\n[|Human|] وما هي أفضل") == []  # the unanswered cut question is trimmed
+    long_ending = "خذ نفسًا عميقًا وابدأ بالسؤال الذي تعرفه جيدًا ثم انتقل إلى بقية الأسئلة بهدوء"
+    assert looks_cut(long_ending, others)
+    assert not looks_cut(long_ending + ". بالتوفيق", others) and not looks_cut(long_ending + ". وصحتين", others)
+
+
+def test_latin_names_glued_to_arabic_prefixes_are_names_and_their_share_is_capped():
+    turn = "يتميز Xbox بخدمة Game Pass، وفيه ألعاب حصرية مثل Spider-Man 2 وGod of War Ragnarök و16GB من الذاكرة."
+    assert latin_prose_words(turn) == []
+    names = "أنصحك بـ Samsung Galaxy S24 Ultra أو Google Pixel 8 Pro أو iPhone 15 Pro Max أو OnePlus 12 Pro Max"
+    listed = GOOD.replace("ضعها قرب نافذة مشمسة واسقها حين تجف التربة من الأعلى", names)
+    assert reasons_of(listed) == ["low_arabic_ratio"]  # names are neutral up to half the letters, not beyond
+    loose = PARAMS.model_copy(update={"max_name_share": 1.0})
+    assert decide({"raw_text": listed, "finish_reason": "stop"}, loose)[2] == []

@@ -203,3 +203,19 @@ def test_the_embedding_sample_is_seeded_and_spread_over_topics():
     assert list(topics[sample].value_counts().sort_index()) == [3, 1, 4]  # cooking, sleep, travel: up to 4 each
     assert list(sample) == list(embedding_sample(topics, size=12, seed=0))
     assert list(sample) != list(embedding_sample(topics, size=12, seed=1))
+
+
+def test_variety_is_counted_per_requested_country_in_the_metrics_and_the_card(bundled):
+    from hiwar.quality.run import card
+
+    kept = corpus(bundled)
+    kept["variety"] = ["egyptian" if c == "EG" else "maghrebi" if c == "MA" and t == "travel" else "msa"
+                       for c, t in zip(kept["country"], kept["topic"])]
+    variety = run(kept, bundled).metrics["variety"]
+    assert variety["per_country"]["EG"] == {"conversations": 6, "egyptian": 6, "dialect_share": 1.0}
+    assert variety["per_country"]["MA"] == {"conversations": 6, "maghrebi": 1, "msa": 5, "dialect_share": 0.1667}
+    assert variety["all"]["conversations"] == 30 and variety["all"]["msa"] == 23
+    text = card(run(kept, bundled).metrics, PARAMS)
+    assert "| country | kept | msa | egyptian | maghrebi | dialect share |" in text and "| EG | 6 | 0 | 6 | 0 | 1.0 |" in text
+    assert run(kept.drop(columns="variety"), bundled).metrics["variety"]["all"] == {
+        "conversations": 30, "unknown": 30, "dialect_share": 0.0}

@@ -71,13 +71,17 @@ def match_key(text: str) -> str:
 # and often add the English term in parentheses after its Arabic translation. None of that is English
 # drift. What is left once those are taken out, lower-case Latin words, is Latin prose.
 _TLDS = "com|org|net|gov|edu|io|ai|app|info|me|co|sa|eg|ae|ma|jo|qa|kw|om|bh|lb|tn|dz|iq|sy|ps|ly|sd|ye|uk|fr|de"
+_LATIN = "A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"  # Latin letters, accented ones included
+_NAME_WORD = rf"[{_LATIN}]*[A-Z0-9][{_LATIN}0-9]*(?:[-+.'’&][{_LATIN}0-9]+)*(?![{_LATIN}0-9])"
 _NAMES = re.compile(
     r"(?:https?://|www\.)\S+"                                   # web address
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"                             # email address
     rf"|\b[\w-]+(?:\.[\w-]+)*\.(?:{_TLDS})\b(?:/\S*)?"          # bare domain: noon.com, moh.gov.sa
     r"|\(\s*[A-Za-z][^()\u0600-\u06FF]{0,60}\)"                 # (English term) after its translation
     r"|\{\{?[\w ]{1,40}\}\}?|\[[A-Za-z_ ]{1,40}\]|<[A-Za-z_ ]{1,40}>"  # a template slot ({name}), judged apart
-    r"|\b[A-Za-z]*[A-Z0-9][A-Za-z0-9]*(?:[-+.'’&][A-Za-z0-9]+)*\b"  # iPhone, Samsung, S24, GPT-4, PDF, USB-C
+    # iPhone, Samsung, S24, GPT-4, PDF, USB-C, Ragnarök, also glued to an Arabic prefix (وSamsung, و16GB), and
+    # title runs with their small words (God of War, Lord of the Rings)
+    rf"|(?<![{_LATIN}0-9]){_NAME_WORD}(?:\s+(?:of|the|and|de|du|des|la|le|di|da|von|van|al|el)(?:\s+the)?\s+{_NAME_WORD})*"
     r"|(?<=\d)\s?(?:km|kg|cm|mm|mg|ml|gb|mb|kb|tb|hz|ghz|mhz|kwh|mah|am|pm|m|g|l)\b"  # units after numbers
     r"|\b(?:vs|etc|e\.g|i\.e)\b\.?"
 )
@@ -90,6 +94,18 @@ def strip_latin_names(text: str) -> str:
     """The text without the Latin-script names, addresses, terms in parentheses and units that are normal
     in Arabic writing (see above)."""
     return _NAMES.sub(" ", text) if _ASCII_ALNUM.search(text) else text
+
+
+def arabic_ratio_with_names(text: str, prose: str, max_name_share: float = 1.0) -> float:
+    """`arabic_ratio` of a text in which Latin names, model numbers and units (what `strip_latin_names` took
+    out, giving `prose`) are neutral, up to `max_name_share` of its letters: the names beyond that share count
+    as Latin, so a turn that is mostly a list of brand names is still not Arabic."""
+    letters = len(LETTERS.findall(text))
+    if not letters:
+        return 0.0
+    names = letters - len(LETTERS.findall(prose))
+    neutral = min(names, max_name_share * letters)
+    return len(ARABIC_LETTERS.findall(text)) / (letters - neutral) if letters > neutral else 0.0
 
 
 def prose_arabic_ratio(text: str) -> float:

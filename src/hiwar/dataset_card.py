@@ -63,7 +63,9 @@ def dataset_card(parts: dict[str, pd.DataFrame] | SplitStats, metrics: dict, par
         "parsed and filtered by hiwar's cleaning stage (every rejection is kept with its reasons in "
         "`data/clean/rejected.parquet`), and split here.", "",
         "Format: Parquet, one conversation per row, `messages: [{role, content}]` (roles `user` / `assistant`) "
-        "plus provenance (`conversation_id`, `cell_id`, `topic`, `country`, dialogue shape, generator, prompt hash).",
+        "plus provenance (`conversation_id`, `cell_id`, `topic`, `country`, dialogue shape, generator, prompt hash) "
+        "and the language cleaning found (`language`: `ar`; `variety`: `msa`, or a dialect named by its marker "
+        "words, a coarse label: a dialect conversation without marker words counts as `msa`).",
         "", "```python",
         'from datasets import load_dataset',
         'ds = load_dataset("parquet", data_files={s: f"data/split/{s}.parquet" for s in ("train", "validation", "test")})',

@@ -134,6 +134,10 @@ class CleanParams(Section):
     max_exchanges: int = Field(ge=1)
     min_arabic_ratio: float = Field(ge=0, le=1)
     max_latin_words: int = Field(ge=0)
+    # Latin names, model numbers and units count as neutral in the Arabic ratio up to this share of a turn's letters.
+    max_name_share: float = Field(default=0.5, ge=0, le=1)
+    # Identify each conversation's language (fastText lid.176) and reject Arabic-script text in another language.
+    language_id: bool = True
     min_turn_chars: int = Field(ge=1)
     max_turn_chars: int = Field(ge=1)
     repetition_ngram: int = Field(ge=1)

@@ -1,11 +1,13 @@
 """Cleaning: raw generator text -> `messages`, checked by Arabic-aware rules, duplicates removed.
 
 Every input row ends up either kept or rejected with all of its reason codes, the real cause first, so
-the counts add up: parse (parse.py) -> rules (rules.py) -> exact and near-duplicate removal (dedup.py).
+the counts add up: parse (parse.py) -> rules (rules.py) and language (language.py) -> exact and
+near-duplicate removal (dedup.py). Every row, kept or rejected, carries the `language` found (and for Arabic
+its `variety`: msa or a dialect).
 
-The work comes in two steps. `verdicts` judges a batch of rows on its own (parse, rules, and for a
-conversation that passes, the digest and MinHash signature dedup needs), so it runs on whatever engine the
-stage was given (hiwar.engine). `Cleaner` then takes the verdicts in input order and keeps the first of
+The work comes in two steps. `verdicts` judges a batch of rows on its own (parse, rules, language, and for
+a conversation that passes, the digest and MinHash signature dedup needs), so it runs on whatever engine the
+stage was given (hiwar.engine); the language model is loaded once per worker (`worker_state`). `Cleaner` then takes the verdicts in input order and keeps the first of
 every group of duplicates, holding only a digest and a signature per kept conversation, never its text.
 `clean_file` streams a Parquet file of any size through both; `clean` is the same code on one in-memory
 batch (tests, benches).
@@ -26,7 +28,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from hiwar import engine as engines
-from hiwar.cleaning.parse import looks_cut, parse_dialogue, trim_truncated
+from hiwar.cleaning.language import Identifier, Language
+from hiwar.cleaning.parse import looks_cut, parse, parse_dialogue, trim_truncated
 from hiwar.cleaning.rules import by_cause, check, match_key
 from hiwar.dedup import MinHasher, NearDupIndex, conversation_text, hasher_for
 from hiwar.errors import HiwarError
@@ -35,35 +38,46 @@ from hiwar.params import CleanParams
 
 PROVENANCE = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona",
               "generator", "template", "prompt_hash"]
+LANGUAGE = ["language", "variety"]
 REJECTED_EXTRA = ["reasons", "raw_text", "duplicate_of"]
 REQUIRED = ["conversation_id", "raw_text", "finish_reason"]
 
 
-def decide(row: dict, params: CleanParams) -> tuple[list[dict], list[str], list[str], bool]:
-    """Parsed messages, their match keys, reason codes (before dedup), and whether a cut turn was trimmed.
+def decide(row: dict, params: CleanParams, identifier: Identifier | None = None
+           ) -> tuple[list[dict], list[str], list[str], bool, Language]:
+    """Parsed messages, their match keys, reason codes (before dedup), whether a cut turn was trimmed, and
+    the conversation's language (judged when an `identifier` is given, else unknown).
 
-    A last turn cut mid-sentence (seen in the text; with finish_reason "length", any last turn that does not
-    end a sentence) is dropped with the unanswered user turn before it; if what is left is rejected, the first reason is `truncated`."""
+    A last turn cut mid-sentence (seen in the text, whatever finish_reason says; with finish_reason "length",
+    any last turn that does not end a sentence; JSON that breaks off) is dropped with the unanswered user turn
+    before it; if what is left is rejected, the first reason is `truncated`. Arabic-script text in another
+    language is `not_arabic`, the language named in the row."""
+    unknown = Language(None)
     if row["finish_reason"] == "error":
-        return [], [], ["generation_failed"], False
+        return [], [], ["generation_failed"], False, unknown
     if not str(row["raw_text"] or "").strip():
-        return [], [], ["empty_output"], False
-    messages = parse_dialogue(row["raw_text"], row.get("prompt"))
-    trimmed = bool(messages) and looks_cut(messages[-1]["content"], [m["content"] for m in messages[:-1]],
-                                           hit_limit=row["finish_reason"] == "length")
+        return [], [], ["empty_output"], False, unknown
+    parsed = parse(row["raw_text"], row.get("prompt"))
+    messages = parsed.messages
+    trimmed = bool(messages) and (parsed.cut or looks_cut(
+        messages[-1]["content"], [m["content"] for m in messages[:-1]], hit_limit=row["finish_reason"] == "length",
+        unanswered=messages[-1]["role"] == "user" and len(messages) > 1))
     if trimmed:
         messages = trim_truncated(messages)
         if not messages:
-            return [], [], ["truncated", "too_few_exchanges"], True
+            return [], [], ["truncated", "too_few_exchanges"], True, unknown
     keys = [match_key(m["content"]) for m in messages]
-    reasons = check(messages, params, keys)
-    return messages, keys, (["truncated"] + reasons if trimmed and reasons else reasons), trimmed
+    language = identifier.identify(messages, keys) if identifier and messages else unknown
+    reasons = check(messages, params, keys, row.get("prompt"))
+    if language.not_arabic:
+        reasons = by_cause(reasons + ["not_arabic"])
+    return messages, keys, (["truncated"] + reasons if trimmed and reasons else reasons), trimmed, language
 
 
 @dataclass
 class Verdict:
     """One row judged on its own: the output row, its reasons before dedup, and what dedup needs."""
-    row: dict  # provenance and messages
+    row: dict  # provenance, messages, language and variety
     raw_text: str | None
     reasons: list[str]
     trimmed: bool
@@ -71,14 +85,15 @@ class Verdict:
     signature: np.ndarray | None = None  # its MinHash signature
 
 
-def verdicts(state: tuple[CleanParams, MinHasher], rows: list[dict]) -> list[Verdict]:
+def verdicts(state: tuple[CleanParams, MinHasher, Identifier | None], rows: list[dict]) -> list[Verdict]:
     """The per-row half of cleaning, for one batch: needs nothing from any other row, so it runs anywhere."""
-    params, hasher = state
+    params, hasher, identifier = state
     out = []
     for row in rows:
-        messages, keys, reasons, trimmed = decide(row, params)
-        verdict = Verdict({c: row.get(c) for c in PROVENANCE} | {"messages": messages}, row["raw_text"], reasons,
-                          trimmed)
+        messages, keys, reasons, trimmed, language = decide(row, params, identifier)
+        verdict = Verdict({c: row.get(c) for c in PROVENANCE} | {"messages": messages, "language": language.language,
+                                                                 "variety": language.variety},
+                          row["raw_text"], reasons, trimmed)
         if not reasons:
             text = conversation_text(messages, keys)
             verdict.digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
@@ -87,8 +102,10 @@ def verdicts(state: tuple[CleanParams, MinHasher], rows: list[dict]) -> list[Ver
     return out
 
 
-def worker_state(params: CleanParams) -> tuple[CleanParams, MinHasher]:
-    return params, hasher_for(params)
+def worker_state(params: CleanParams) -> tuple[CleanParams, MinHasher, Identifier | None]:
+    """What every worker builds once: the params, the MinHash hasher and the language model (when
+    `clean.language_id` is on)."""
+    return params, hasher_for(params), Identifier() if params.language_id else None
 
 
 class Cleaner:
@@ -104,6 +121,9 @@ class Cleaner:
         self.reasons, self.first_reasons = Counter(), Counter()
         self.tables = {c: defaultdict(lambda: {"input": 0, "kept": 0, "rejected": 0, "reasons": Counter()})
                        for c in ("topic", "country")}
+        # languages of every row; varieties of the kept rows, also per requested country
+        self.languages, self.varieties = Counter(), Counter()
+        self.country_varieties: dict = defaultdict(Counter)
 
     def run(self, batches: Iterable[list[dict]], engine: engines.Engine) -> Iterator[tuple[list[dict], list[dict]]]:
         """(kept rows, rejected rows) of every batch, in input order; the verdicts run on `engine`."""
@@ -142,6 +162,10 @@ class Cleaner:
         self.reasons.update(reasons)
         if reasons:
             self.first_reasons[reasons[0]] += 1
+        self.languages[row.get("language") or "unknown"] += 1
+        if not reasons:
+            self.varieties[row.get("variety") or "unknown"] += 1
+            self.country_varieties[row.get("country")][row.get("variety") or "unknown"] += 1
         for column, table in self.tables.items():
             entry = table[row.get(column)]
             entry["input"] += 1
@@ -150,7 +174,8 @@ class Cleaner:
 
     def metrics(self) -> dict:
         """Totals, and counts per reason, per first reason, per topic and per country; kept + rejected ==
-        input everywhere."""
+        input everywhere. Languages count every row (`unknown`: nothing parsed, or too little text); varieties
+        count the kept rows, overall and per requested country."""
         def breakdown(table):
             return {k: v | {"reasons": dict(sorted(v["reasons"].items()))}
                     for k, v in sorted(table.items(), key=lambda kv: str(kv[0]))}
@@ -164,8 +189,12 @@ class Cleaner:
             "trimmed_truncated_turn": self.trimmed,
             "reasons": dict(sorted(self.reasons.items())),
             "first_reasons": dict(sorted(self.first_reasons.items())),
+            "languages": dict(sorted(self.languages.items())),
+            "varieties": dict(sorted(self.varieties.items())),
             "per_topic": breakdown(self.tables["topic"]),
             "per_country": breakdown(self.tables["country"]),
+            "variety_per_country": {str(country): dict(sorted(counts.items()))
+                                    for country, counts in sorted(self.country_varieties.items(), key=lambda kv: str(kv[0]))},
         }
 
 
@@ -177,16 +206,17 @@ def clean(raw: pd.DataFrame, params: CleanParams, engine: engines.Engine | None 
     for batch_kept, batch_rejected in cleaner.run([raw.to_dict("records")], engine or engines.current()):
         kept += batch_kept
         rejected += batch_rejected
-    kept_df = pd.DataFrame(kept, columns=PROVENANCE + ["messages"])
-    rejected_df = pd.DataFrame(rejected, columns=PROVENANCE + ["messages"] + REJECTED_EXTRA)
+    kept_df = pd.DataFrame(kept, columns=PROVENANCE + ["messages"] + LANGUAGE)
+    rejected_df = pd.DataFrame(rejected, columns=PROVENANCE + ["messages"] + LANGUAGE + REJECTED_EXTRA)
     return kept_df, rejected_df, cleaner.metrics()
 
 
 def output_schemas(raw_schema: pa.Schema) -> tuple[pa.Schema, pa.Schema]:
-    """Kept and rejected schemas: the raw file's provenance column types, messages, and the reject fields."""
+    """Kept and rejected schemas: the raw file's provenance column types, messages, language and variety,
+    and the reject fields."""
     message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
     fields = [raw_schema.field(c) if c in raw_schema.names else pa.field(c, pa.string()) for c in PROVENANCE]
-    kept = pa.schema(fields + [pa.field("messages", message)])
+    kept = pa.schema(fields + [pa.field("messages", message)] + [pa.field(c, pa.string()) for c in LANGUAGE])
     rejected = pa.schema(list(kept) + [pa.field("reasons", pa.list_(pa.string())), pa.field("raw_text", pa.string()),
                                        pa.field("duplicate_of", pa.string())])
     return kept, rejected
@@ -219,4 +249,4 @@ def clean_file(source: str | Path, kept_path: str | Path, rejected_path: str | P
 
 
 __all__ = ["clean", "clean_file", "Cleaner", "verdicts", "parse_dialogue", "trim_truncated", "check", "decide", "by_cause",
-           "PROVENANCE"]
+           "PROVENANCE", "LANGUAGE"]

@@ -7,12 +7,20 @@ mark, a speaker emoji or a turn number, or with a turn number after it; the same
 (a heading or bold line, the turn's text on the lines below); or a bare speaker emoji (👤 / 🤖). Word
 labels need the colon or a line of their own, so that a sentence starting with "User" is not a turn.
 When none of these occurs, two other speaker names with a colon (العميل / الموظف, المريض / الصيدلي) are
-read as user and assistant, the first to speak being the user.
+read as user and assistant, the first to speak being the user. A dialogue written on one line, its labels
+inline, is read from the same labels wherever they stand, when that gives more turns in proper alternation.
+
+An answer in JSON is read as JSON: a list of messages (`role`/`content`, or ShareGPT's `from`/`value`), bare
+or in a ```json fence, after a lead-in line or not, or an object holding that list under `messages`
+(`conversation`, `dialogue`). JSON that breaks off (the generation was cut) gives its complete messages and
+the cut one, and says it was cut (`Parsed.cut`).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 
 USER_WORDS = ["المستخدم", "السائل", "User", "Human", "س"]
 ASSISTANT_WORDS = ["المساعد", "المجيب", "Assistant", "AI", "ج"]
@@ -33,6 +41,15 @@ LABEL_RE = re.compile(
     _PREFIX + rf"(?:(?P<user>\[\|Human\|\][ \t]*:?|{_word_label(USER_WORDS, USER_EMOJI)}|[{USER_EMOJI}](?=[ \t]))"
     rf"|(?P<assistant>\[\|AI\|\][ \t]*:?|{_word_label(ASSISTANT_WORDS, ASSISTANT_EMOJI)}|[{ASSISTANT_EMOJI}](?=[ \t])))[ \t]*",
     re.MULTILINE | re.IGNORECASE,
+)
+# The same labels anywhere in a line (a dialogue written on one line), after a space, punctuation or the start:
+# the Jais markers, and word labels with their colon (bold or not).
+_INLINE_WORD = r"(?:\*\*)?(?:{words})[ \t]*(?::[ \t]*(?:\*\*)?|\*\*[ \t]*:)"
+INLINE_RE = re.compile(
+    r"(?:(?<=^)|(?<=[\s.!?؟،,;:)»\"*]))"
+    rf"(?:(?P<user>\[\|Human\|\][ \t]*:?|{_INLINE_WORD.format(words='|'.join(USER_WORDS))})"
+    rf"|(?P<assistant>\[\|AI\|\][ \t]*:?|{_INLINE_WORD.format(words='|'.join(ASSISTANT_WORDS))}))[ \t]*",
+    re.IGNORECASE,
 )
 # Any other speaker name of one or two words with a colon, at the start of a line (the fallback).
 SPEAKER_RE = re.compile(_PREFIX + r"(?P<name>[^\W\d_]{2,15}(?: [^\W\d_]{2,15})?)(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*",
@@ -104,12 +121,133 @@ def _speaker_turns(text: str) -> list[dict]:
     return _turns(text, matches, lambda m: "user" if m.group("name") == user else "assistant")
 
 
+# --- JSON answers ---------------------------------------------------------------------------------------
+# Where a JSON message list starts: `[{"role"`, or `{"messages": [{"role"` (keys in any order).
+_KEY = r'"(?:role|content|from|value)"\s*:'
+JSON_START = re.compile(rf'\[\s*\{{\s*{_KEY}|\{{\s*"(?:messages|conversation|dialogue|dialog)"\s*:\s*\[\s*\{{\s*{_KEY}')
+_ROLES = {"user": "user", "human": "user", "المستخدم": "user", "السائل": "user",
+          "assistant": "assistant", "ai": "assistant", "gpt": "assistant", "bot": "assistant", "model": "assistant",
+          "المساعد": "assistant", "المجيب": "assistant", "system": "system"}
+_PARTIAL_ROLE = re.compile(r'"(?:role|from)"\s*:\s*"([^"\\]*)"')
+_PARTIAL_CONTENT = re.compile(r'"(?:content|value)"\s*:\s*"((?:[^"\\]|\\.)*)', re.DOTALL)
+
+
+def _json_string(body: str) -> str:
+    """A JSON string body (without quotes) decoded; a body cut inside an escape loses that escape."""
+    for end in (len(body), len(body) - 1, len(body) - 5):
+        try:
+            return json.loads(f'"{body[:max(end, 0)]}"')
+        except ValueError:
+            continue
+    return body
+
+
+def _messages_of(items: list, named: dict) -> list[dict] | None:
+    """role/content dicts -> messages; None when an item is not a message. Roles other than the known ones
+    are read like speaker names: the first to speak is the user, the second the assistant."""
+    messages = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        role, content = item.get("role", item.get("from")), item.get("content", item.get("value"))
+        if not isinstance(role, str) or content is None:
+            return None
+        key = role.strip().lower()
+        if key not in _ROLES:
+            if key not in named and len(named) < 2:
+                named[key] = ("user", "assistant")[len(named)]
+            if key not in named:
+                return None
+        if isinstance(content, list):  # content in parts: [{"type": "text", "text": ...}]
+            content = "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+        messages.append({"role": _ROLES.get(key) or named[key],
+                         "content": content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)})
+    return messages
+
+
+def _salvage(text: str, named: dict) -> tuple[list[dict], bool]:
+    """The messages of a message list that does not parse as a whole, and whether it breaks off: every complete
+    message object, then the cut one (its content as far as it goes, possibly empty). A list whose objects are
+    all complete and closed by its `]` (a stray comma) is whole, not cut."""
+    decoder, messages, position = json.JSONDecoder(), [], 0
+    while (start := text.find("{", position)) >= 0:
+        try:
+            item, position = decoder.raw_decode(text, start)
+        except ValueError:
+            role, content = _PARTIAL_ROLE.search(text, start), _PARTIAL_CONTENT.search(text, start)
+            key = role.group(1).strip().lower() if role else ""
+            role_name = _ROLES.get(key) or named.get(key) or ("assistant" if messages and messages[-1]["role"] == "user"
+                                                             else "user")
+            messages.append({"role": role_name, "content": _json_string(content.group(1)) if content else ""})
+            return messages, True
+        if isinstance(item, dict) and any(k in item for k in ("role", "from")):
+            messages += _messages_of([item], named) or []
+        elif isinstance(item, dict):  # the outer object ({"messages": [...]}): look inside it
+            position = start + 1
+    return messages, "]" not in text[position:]
+
+
+def json_dialogue(text: str) -> tuple[list[dict], bool] | None:
+    """(messages, cut) of an answer holding a JSON message list, or None when it holds none (or when labelled
+    turns come before it: then it is an example inside a turn). A leading system message (the prompt echoed)
+    is dropped."""
+    start = JSON_START.search(text)
+    if not start:
+        return None
+    label = LABEL_RE.search(text)
+    if label and label.start() < start.start():  # labelled turns first: JSON inside a turn is an example
+        return None
+    named: dict = {}
+    try:
+        data, _ = json.JSONDecoder().raw_decode(text, start.start())
+    except ValueError:
+        messages, cut = _salvage(text[text.index("[", start.start()) + 1:], named)
+    else:
+        if isinstance(data, dict):
+            data = next(data[k] for k in ("messages", "conversation", "dialogue", "dialog") if k in data)
+        messages, cut = _messages_of(data, named), False
+        if messages is None:
+            return None
+    while messages and messages[0]["role"] == "system":
+        messages = messages[1:]
+    return [m for m in messages if m["role"] != "system"], cut
+
+
+def _alternates(turns: list[dict]) -> bool:
+    return all(t["role"] == ("user", "assistant")[i % 2] for i, t in enumerate(turns))
+
+
+@dataclass
+class Parsed:
+    """Turns in order, and whether the answer was seen to break off mid-structure (cut JSON): then the last
+    turn is the cut one."""
+    messages: list[dict]
+    cut: bool = False
+
+
+def parse(text: str, prompt: str | None = None) -> Parsed:
+    """A raw answer's turns: JSON when it holds a JSON message list, else labelled turns (parse_dialogue)."""
+    found = json_dialogue(strip_special_tokens(text)) if "{" in text else None
+    if found is not None:
+        return Parsed(*found)
+    return Parsed(parse_dialogue(text, prompt))
+
+
 def parse_dialogue(text: str, prompt: str | None = None) -> list[dict]:
     """Labelled turns in order. Tokenizer markers are removed; text before the first label (preambles,
     prompt echo) is dropped, and so are an echoed request turn ("write a dialogue about ...") and an
     empty assistant label left by a wrapper's `### Response: [|AI|]` before the dialogue starts."""
     text = strip_echo(strip_special_tokens(text), prompt)
-    turns = _turns(text, list(LABEL_RE.finditer(text)), lambda m: m.lastgroup)
+    labels = list(LABEL_RE.finditer(text))
+    turns = _turns(text, labels, lambda m: m.lastgroup)
+    if labels and (len(turns) < 2 or not _alternates(turns)):
+        # A dialogue on one line: the first label starts a line, the others stand inline. (Labels only inline,
+        # "... فقال المستخدم: ...", are narrative, not a dialogue.)
+        inline = list(INLINE_RE.finditer(text))
+        if inline and labels[0].start() <= inline[0].start() < labels[0].end():
+            inline_turns = _turns(text, inline, lambda m: m.lastgroup)
+            if len(inline_turns) > len(turns) and _alternates(inline_turns):
+                turns = inline_turns
     if len(turns) < 2:
         turns = _speaker_turns(text) or turns
     while turns and ((turns[0]["role"] == "user" and REQUEST_RE.search(turns[0]["content"]) and len(turns) > 2)
@@ -126,13 +264,20 @@ _CUT_END = re.compile(
     re.IGNORECASE,
 )
 _FINAL = re.compile(r"[.!?؟…)\]»\"'*]\s*$|[\U0001F300-\U0001FAFF\u2600-\u27BF]\s*$")
+# A sign-off that ends a turn without a full stop ("... بهدوء. بالتوفيق", "... قبل ما تقدمي. وصحتين").
+_CLOSING = re.compile(
+    r"(?:^|[\s.،,!؟])(?:و?بالتوفيق|و?صحتين|و?بالهنا(?:ء)?(?: والشفا(?:ء)?)?|بالعافية|و?بالسلامة|مع السلامة|تحياتي"
+    r"|في أمان الله|(?:إن|ان) شاء الله|الله يوفقك|ربي يوفقك|يعطيك العافية|دمتم? بخير|حظا سعيدا|موفقين?"
+    r"|رمضان كريم|كل عام وأنتم? بخير|good luck|cheers)\s*$", re.IGNORECASE)
 
 
-def looks_cut(turn: str, others: list[str], hit_limit: bool = False) -> bool:
-    """Whether a conversation's last turn was cut mid-sentence, judged from its text (servers and proxies
-    report finish_reason "stop" on cut answers too). A turn ending without final punctuation counts as
-    cut when the generation hit its token limit (`hit_limit`), or when it is long and the other turns of
-    the conversation do end with it. A turn that ends a sentence is not cut, whatever the limit."""
+def looks_cut(turn: str, others: list[str], hit_limit: bool = False, unanswered: bool = False) -> bool:
+    """Whether a conversation's last turn was cut mid-sentence, judged from its text, whatever finish_reason
+    says (servers and proxies report "stop" on cut answers too, and a stop string can cut a turn). A turn
+    ending without final punctuation counts as cut when the generation hit its token limit (`hit_limit`),
+    when it is a user turn left unanswered at the end (`unanswered`: the model was writing the next question),
+    or when it is long and the other turns of the conversation do end with it. A turn that ends a sentence
+    or with a sign-off (بالتوفيق، وصحتين ...) is not cut, whatever the limit."""
     text = turn.rstrip()
     if not text:
         return False
@@ -140,7 +285,9 @@ def looks_cut(turn: str, others: list[str], hit_limit: bool = False) -> bool:
         return True
     if _FINAL.search(text):
         return False
-    if hit_limit:
+    if _CLOSING.search(text):
+        return False
+    if hit_limit or unanswered:
         return True
     ended = sum(bool(_FINAL.search(t.rstrip())) for t in others)
     last_line = text.splitlines()[-1]

@@ -166,6 +166,10 @@ def charts(plots: Path, out: Path) -> list[str]:
     return written
 
 
+def _varieties(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("conversations", "dialect_share"))
+
+
 def quality_section(quality: dict) -> list[str]:
     """The dataset's quality in brief (metrics/quality.json; the full card is data/quality/README.md)."""
     if not quality:
@@ -180,6 +184,9 @@ def quality_section(quality: dict) -> list[str]:
             f"{d['embedding_dispersion']} | {d['shared_opening_share']} | {f['topic_top1']} / {f['topic_top5']} | "
             f"{f['country_mention']} | {c['cells_empty']} of {c['cells_requested']} | "
             f"{c['gini_topic']} / {c['gini_country']} |", "",
+            *([f"Arabic variety of the kept conversations: {_varieties(quality['variety']['all'])} (dialect share "
+               f"{quality['variety']['all']['dialect_share']}; per requested country in data/quality/README.md).", ""]
+              if quality.get("variety") else []),
             f"Contamination, train vs test: {test}; removed from train: {x['train_removed']}. "
             "What these figures do and do not say: docs/quality.md; per topic and country: `dvc plots show`.", ""]
 

@@ -54,6 +54,22 @@ def _normalised(_, texts: list[str]) -> list[str]:
     return [match_key(t) for t in texts]
 
 
+def varieties(kept: pd.DataFrame) -> dict:
+    """Arabic variety of the kept conversations (cleaning's `variety`: msa or a dialect), overall and per
+    requested country, with the share not in MSA: a first, coarse measure of dialect fidelity (a dialect
+    conversation without the dialect's marker words counts as msa; see docs/quality.md)."""
+    variety = kept["variety"].fillna("unknown") if "variety" in kept else pd.Series("unknown", index=kept.index)
+
+    def counts(values: pd.Series) -> dict:
+        found = values.value_counts()
+        dialect = int(found.drop(["msa", "unknown"], errors="ignore").sum())
+        return {"conversations": int(len(values)), **{str(k): int(v) for k, v in sorted(found.items())},
+                "dialect_share": round(dialect / max(len(values), 1), 4)}
+
+    return {"all": counts(variety),
+            "per_country": {str(c): counts(v) for c, v in sorted(variety.groupby(kept["country"].astype(str)))}}
+
+
 def _mentions(matcher: fidelity.CountryMatcher, pairs: list[tuple[str, str]]) -> list[bool]:
     """Whether each normalised conversation names its country."""
     return [bool(matcher.patterns[country].search(key)) for key, country in pairs]
@@ -184,11 +200,26 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
         "fidelity": {"topic_top1": overall["topic_top1"], "topic_top5": overall["topic_top5"],
                      "country_mention": overall["country_mention"], "embedded_conversations": overall["embedded"]},
         "coverage": coverage.coverage_metrics(cells),
+        "variety": varieties(kept),
         "contamination": {"test": contaminated.pop("test"), "eval_files": contaminated,
                           "train_removed": int(drop.sum())},
     }
     return Assessment(metrics, per_group, cells, train[~drop].reset_index(drop=True),
                       removed.reset_index(drop=True), seconds)
+
+
+def variety_table(variety: dict | None) -> str:
+    """The card's table of Arabic varieties per requested country."""
+    if not variety:
+        return ""
+    names = sorted({k for v in [variety["all"], *variety["per_country"].values()] for k in v}
+                   - {"conversations", "dialect_share"}, key=lambda k: (k != "msa", k == "unknown", k))
+    rows = [f"| {country} | {v['conversations']} | " + " | ".join(str(v.get(n, 0)) for n in names)
+            + f" | {v['dialect_share']} |" for country, v in [*variety["per_country"].items(), ("all", variety["all"])]]
+    return ("Arabic variety of the kept conversations per requested country (cleaning's `variety`: msa, or a dialect\n"
+            "named by its marker words; coarse, see docs/quality.md):\n\n"
+            f"| country | kept | {' | '.join(names)} | dialect share |\n| --- | --- |{' --- |' * len(names)} --- |\n"
+            + "\n".join(rows) + "\n")
 
 
 def card(metrics: dict, params: QualityParams) -> str:
@@ -213,6 +244,7 @@ Fidelity to the cell: own topic ranked first among all topics for {f['topic_top1
 {f['embedded_conversations']} embedded conversations, in the top 5 for {f['topic_top5']}; the country is
 named (name, adjective or capital) in {f['country_mention']} of all kept conversations.
 
+{variety_table(metrics.get("variety"))}
 Coverage: {c['cells_kept']} of {c['cells_requested']} requested topic x country cells have a kept conversation
 ({c['cells_empty']} empty); Gini of kept conversations per topic {c['gini_topic']}, per country {c['gini_country']}.
 
