@@ -133,8 +133,8 @@ def croissant(f: Facts, columns: dict[str, str]) -> dict:
     c = f.params.card
     doc = {
         "@context": CONTEXT, "@type": "sc:Dataset", "conformsTo": [CROISSANT, RAI],
-        "name": c.pretty_name, "description": findings.summary(f)
-        + (f" {findings.rehearsal(f)}" if findings.rehearsal(f) else ""),
+        "name": c.pretty_name, "description": " ".join(
+            [findings.summary(f), findings.languages(f)] + ([findings.rehearsal(f)] if findings.rehearsal(f) else [])),
         "version": c.version, "license": spdx_url(c.license), "inLanguage": ["ar"],
         "keywords": list(c.tags), "citeAs": findings.bibtex(f), "isLiveDataset": False,
         "creator": [{"@type": "sc:Organization", "name": name} for name in c.creators],

@@ -60,6 +60,15 @@ def summary(f: Facts) -> str:
             f"Built by hiwar's DVC pipeline, which reproduces the recipe of {STUDY}.")
 
 
+def languages(f: Facts) -> str:
+    s = f.stats
+    arabic = "n/a" if s.arabic_share() is None else f"{s.arabic_share():.2%}"
+    return (f"Language: Arabic (`ar`), meant to be {f.params.card.variety} (no dialect identification was run); "
+            f"Arabic script is {arabic} of all letters, with {s.latin_per_1000_words()} Latin-script words per 1,000 "
+            f"words. Conversations are set in {len(s.all_of(s.countries))} countries; they are not written by "
+            "people of those countries.")
+
+
 def collection(f: Facts) -> str:
     g, gen, d = f.grid, f.generate, f.generator["decoding"]
     few = f" with {f.generator['few_shot']} bundled example dialogue(s) on the same topic" if f.generator["few_shot"] else ""
@@ -131,13 +140,11 @@ def biases(f: Facts) -> list[str]:
 def limitations(f: Facts) -> list[str]:
     s, x = f.stats, f.quality["contamination"]
     longest = max(f.params.quality.ngrams)
-    arabic = "n/a" if s.arabic_share() is None else f"{s.arabic_share():.2%}"
     out = [rehearsal(f)] if rehearsal(f) else []
     out += [
         "No person read these conversations: the cleaning rules and the quality figures are automatic. Nothing "
         "checks that what the assistant says is true; do not use it as a source of facts.",
-        f"Variety: meant to be {f.params.card.variety}; no dialect identification was run. Arabic script makes up "
-        f"{arabic} of all letters, with {s.latin_per_1000_words()} Latin-script words per 1,000 words.",
+        languages(f),
         f"Contamination: {x['test'][f'train_conversations_{longest}gram']} train conversations share a normalised "
         f"{longest}-gram with the {x['test']['texts']} test conversations"
         + "".join(f"; {v[f'train_conversations_{longest}gram']} with `{name}`" for name, v in x["eval_files"].items())
