@@ -166,8 +166,9 @@ def personal(f: Facts) -> list[str]:
     return ["No personal data went in: every prompt is built from hiwar's topic, country and persona tables, and "
             "no text written by a person is part of any conversation.",
             f"How that was checked: {pii.method()}. {result}",
-            "Conversations touch on sensitive subjects when their topic does (health, religion, finance, family); "
-            "they describe no real person."]
+            "Conversations touch on sensitive subjects when their topic does (health, religion, finance, family). "
+            "Their users and assistants are not real persons, though a generator may name public figures it knows "
+            "of."]
 
 
 def use_cases(f: Facts) -> list[str]:

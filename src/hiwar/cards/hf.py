@@ -118,9 +118,9 @@ def creation(f: Facts) -> list[str]:
     note = (" (rendered as the user's request; the model's own chat template wraps it)"
             if gen["template"] == "chat" else "")
     lines = ["## Dataset Creation", "", "### Curation Rationale", "",
-             "Open Arabic dialogue data is scarce and mostly translated from English. This dataset follows a recipe "
-             "for writing it synthetically over a grid of topics and countries, so that every topic is discussed "
-             "in the setting of many Arab and non-Arab countries, and measures what the recipe gives.", "",
+             "The study this pipeline reproduces writes Arabic dialogue synthetically over a grid of topics and "
+             "countries, so that every topic is discussed in the setting of many countries. This dataset is that "
+             "recipe's output, published with the figures that say what the recipe gives.", "",
              "### Source Data", "", "#### Data Collection and Processing", "", findings.collection(f), "",
              f"The grid: {g['conversations']} conversations over {g['topics']} topics and {g['countries']} "
              f"countries ({g['cells']} cells); exchanges asked for: "
