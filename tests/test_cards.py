@@ -261,3 +261,8 @@ def test_card_params_are_checked_in_one_line(project):
     set_card(project, license="cc-by-4.0", version="1.0")
     with pytest.raises(ParamsError, match=r"card.version: String should match pattern"):
         load_section("card", project / "params.yaml")
+    set_card(project, version="1.0.0")
+    text = (project / "params.yaml").read_text(encoding="utf-8").replace("'2026-12-08'", "2026-12-08")
+    (project / "params.yaml").write_text(text, encoding="utf-8")  # a YAML date, which DVC cannot read
+    with pytest.raises(ParamsError, match=r"card.date_published.*Input should be a valid string"):
+        load_section("card", project / "params.yaml")

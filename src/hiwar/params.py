@@ -7,7 +7,6 @@ before it writes anything.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -293,7 +292,8 @@ class CardParams(Section):
     pretty_name: str = Field(min_length=1)
     license: Literal[tuple(LICENSES)]  # a hub licence id (LICENSES)
     version: str = Field(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")  # MAJOR.MINOR.PATCH
-    date_published: datetime.date | None = Field(strict=False)  # the release's; null: left out, publish refuses
+    # the release's, quoted ("2026-12-08": DVC reads no YAML date); null: left out, and `hiwar publish` refuses
+    date_published: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")] | None
     url: str | None = Field(pattern=r"^https?://\S+$")  # the dataset's page; null: left out
     creators: list[str] = Field(min_length=1)
     task_categories: list[Annotated[str, Field(pattern=HUB_ID)]] = Field(min_length=1)

@@ -140,7 +140,7 @@ def croissant(f: Facts, columns: dict[str, str]) -> dict:
         "creator": [{"@type": "sc:Organization", "name": name} for name in c.creators],
     }
     if c.date_published:
-        doc["datePublished"] = c.date_published.isoformat()
+        doc["datePublished"] = c.date_published
     if c.url:
         doc["url"] = c.url
     doc |= provenance(f)

@@ -198,7 +198,7 @@ def bibtex(f: Facts) -> str:
     # Each creator braced: BibTeX would read "hiwar contributors" as a person called contributors, hiwar.
     fields = {"title": c.pretty_name, "author": " and ".join(f"{{{name}}}" for name in c.creators), "version": c.version}
     if c.date_published:
-        fields["year"] = str(c.date_published.year)
+        fields["year"] = c.date_published[:4]
     if c.url:
         fields["url"] = c.url
     fields["note"] = "Synthetic Arabic multi-turn dialogues built with the hiwar pipeline, doi:10.1371/journal.pone.0341905"

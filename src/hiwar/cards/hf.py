@@ -149,7 +149,7 @@ def render(f: Facts) -> str:
              f"- **Curated by:** {', '.join(c.creators)}",
              f"- **Language(s) (NLP):** Arabic (`ar`), meant to be {c.variety}",
              f"- **License:** `{c.license}`", f"- **Version:** {c.version}",
-             f"- **Published:** {c.date_published.isoformat() if c.date_published else 'not released yet'}", "",
+             f"- **Published:** {c.date_published or 'not released yet'}", "",
              "### Dataset Sources", "", f"- **Repository:** {c.url or 'not given'}",
              f"- **Paper (the recipe):** {findings.STUDY}",
              "- **Croissant:** `croissant.json` beside this card (Croissant 1.1 with its Responsible-AI fields)", "",
