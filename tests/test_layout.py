@@ -24,6 +24,8 @@ LAYERS = {
               {"generation", "generation.cache", "generation.driver"}),
     "quality": ({"arabic", "engine", "errors", "io", "params", "paths"}, set()),
     "compare": ({"errors", "io", "paths", "remote"}, set()),
+    # the card stage reads every stage's outputs, never their code (the prompt templates are read as files)
+    "cards": ({"arabic", "errors", "io", "params"}, set()),
     # the top floor: one command group per concern, each reaching the room it drives
     "cli": ({"bundled", "errors", "io", "models_import", "params", "paths", "profiles", "release", "remote",
              "terminal", "verify"},

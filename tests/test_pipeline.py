@@ -22,8 +22,8 @@ from hiwar.profiles import use
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["models", "grid", "generate", "clean", "split", "quality", "finetune@tiny_arabiangpt", "finetune@tiny_aragpt2",
-          "evaluate", "rating", "judge", "judge-compare"]
+STAGES = ["models", "grid", "generate", "clean", "split", "quality", "card", "finetune@tiny_arabiangpt",
+          "finetune@tiny_aragpt2", "evaluate", "rating", "judge", "judge-compare"]
 
 
 def sh(cwd, *args, check=True, env=None, drop=()):
@@ -80,7 +80,8 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
                 "data/split/test.parquet", "models/finetuned/tiny_aragpt2/adapter/adapter_config.json",
                 "models/finetuned/tiny_arabiangpt/chat_template.jinja", "data/eval/replies.parquet",
                 "data/split/README.md", "dvclive/tiny_aragpt2/plots/metrics/loss.tsv",
-                "data/quality/README.md", "metrics/quality.json", "plots/quality/coverage.png"]:
+                "data/quality/README.md", "metrics/quality.json", "plots/quality/coverage.png",
+                "data/split/croissant.json", "metrics/card.json"]:
         assert (path / out).exists(), out
     # Tracked curves hold no timings, which would differ on every rerun.
     assert not [f for f in (path / "dvclive").rglob("*") if "runtime" in f.name or "per_second" in f.name]
@@ -222,6 +223,9 @@ def test_publish_tags_a_release_that_another_project_imports(repo, s3_server, tm
     train_md5 = next(o["md5"] for o in lock["stages"]["split"]["outs"] if o["path"] == "data/split/train.parquet")
     assert "| conversations-train | dataset | `data/split/train.parquet` | `" + train_md5 in card
     assert "dvc import" in card and "--rev v0.1" in card
+    assert "| conversations-croissant | dataset | `data/split/croissant.json` |" in card
+    croissant = json.loads((path / "data/split/croissant.json").read_text())
+    assert next(d["md5"] for d in croissant["distribution"] if d["name"] == "train.parquet") == train_md5
     split = json.loads((path / "metrics/split.json").read_text())["conversations"]
     assert f"- conversations per split: {split['train']} train / {split['validation']} validation" in card
     assert "cache/generate.dvc" in sh(path, "git", "ls-files").stdout  # the generation cache is published too
@@ -236,7 +240,8 @@ def test_publish_tags_a_release_that_another_project_imports(repo, s3_server, tm
     assert hashlib.md5((consumer / "train.parquet").read_bytes()).hexdigest() == train_md5
     assert "rev: v0.1" in (consumer / "train.parquet.dvc").read_text()
     sh(consumer, "dvc", "get", str(path), "data/split", "--rev", "v0.1", "-o", "splits", env=env)
-    assert {p.name for p in (consumer / "splits").iterdir()} >= {"train.parquet", "test.parquet", "README.md"}
+    assert {p.name for p in (consumer / "splits").iterdir()} >= {"train.parquet", "test.parquet", "README.md",
+                                                                  "croissant.json"}
 
 
 def test_exp_run_with_a_finetune_param_reruns_only_finetune_and_evaluate(repo):

@@ -1,9 +1,13 @@
 """The remote-storage helpers without a remote: DVC's error output explained, outputs mapped to stages,
 and the release card's artifacts read from dvc.yaml and dvc.lock."""
 
+import hashlib
+import json
+
 import pytest
 
-from hiwar.release import artifacts
+from hiwar.errors import HiwarError
+from hiwar.release import artifacts, cards, check_croissant
 from hiwar.remote import explain_dvc_error, stage_of
 
 # What dvc 3.67 prints for the three usual faults (recorded against a moto S3 server).
@@ -45,3 +49,21 @@ def test_declared_artifacts_carry_the_hash_dvc_lock_records(in_root):
     assert {"conversations-train", "conversations-test", "tiny-arabiangpt-dialogue"} <= set(found)
     assert found["conversations-train"]["type"] == "dataset" and found["tiny-aragpt2-dialogue"]["type"] == "model"
     assert all(len(a["md5"] or "") >= 32 for a in found.values())
+
+
+def test_the_cards_are_released_artifacts(in_root):
+    found = {a["name"]: a for a in artifacts()}
+    assert cards() == {"README.md": found["conversations-card"]["path"],
+                       "croissant.json": found["conversations-croissant"]["path"]}
+    assert {p.rsplit("/", 1)[0] for p in cards().values()} == {found["conversations-train"]["path"].rsplit("/", 1)[0]}
+
+
+def test_a_croissant_whose_hashes_are_not_its_files_is_not_released(tmp_path):
+    (tmp_path / "train.parquet").write_bytes(b"rows")
+    doc = {"distribution": [{"@type": "cr:FileObject", "contentUrl": "train.parquet",
+                             "sha256": hashlib.sha256(b"rows").hexdigest()}]}
+    (tmp_path / "croissant.json").write_text(json.dumps(doc))
+    check_croissant(tmp_path / "croissant.json")
+    (tmp_path / "train.parquet").write_bytes(b"other rows")
+    with pytest.raises(HiwarError, match=r"train.parquet has sha256 .* the card says .*dvc repro card"):
+        check_croissant(tmp_path / "croissant.json")

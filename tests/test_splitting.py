@@ -10,7 +10,7 @@ from hiwar.dedup import MinHasher
 from hiwar import leakcheck
 from hiwar.engine import LocalEngine
 from hiwar.params import EngineParams
-from hiwar.splitting import SPLITS, dataset_card, leak_groups, signatures, split_file, split_with_report
+from hiwar.splitting import SPLITS, leak_groups, signatures, split_file, split_with_report
 from hiwar.splitting import split as split_with
 from hiwar.splitting import split_metrics as metrics_with
 
@@ -101,12 +101,6 @@ def test_split_loads_with_datasets_and_renders_through_a_chat_template(bundled, 
     assert render(bpe_tokenizer, row["messages"]).count("<|assistant|>") == len(original) // 2
 
 
-def test_dataset_card_reports_counts_and_leaks(bundled):
-    parts = split(frame_from(bundled), PARAMS)
-    card = dataset_card(parts, split_metrics(parts, 0.5), PARAMS)
-    assert f"| test | {len(parts['test'])} |" in card and "Grouping check: 0 cells and 0 near-duplicate pairs" in card
-
-
 # --- the independent leak check (issue 14) ----------------------------------------------------------------
 
 
@@ -169,5 +163,7 @@ def test_split_file_streams_and_writes_the_same_splits_as_in_memory(bundled, tmp
         assert pd.read_parquet(tmp_path / f"split/{name}.parquet")["conversation_id"].tolist() == \
             parts[name]["conversation_id"].tolist()
     assert metrics["independent_leaks"]["before_fix"] == report["before"]
-    card = (tmp_path / "split/README.md").read_text(encoding="utf-8")
-    assert "Independent check" in card and "moved to train" in card
+    assert metrics["conversations"] == {name: len(parts[name]) for name in SPLITS}
+    assert metrics["cells"] == {name: parts[name]["cell_id"].nunique() for name in SPLITS}
+    # The splits and nothing else: the cards beside them are the card stage's (tests/test_cards.py).
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == sorted(f"{name}.parquet" for name in SPLITS)

@@ -8,7 +8,7 @@ before it writes anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,7 +29,6 @@ class Section(BaseModel):
 
 
 # --- models: the tiny stand-in models trained from the bundled conversations -----------------------------------
-
 
 class StandIn(Section):
     arch: Literal["llama", "gpt2"]
@@ -57,7 +56,6 @@ class ModelsParams(Section):
 
 # --- grid ---------------------------------------------------------------------------------------------
 
-
 class GridParams(Section):
     seed: int
     conversations: int = Field(ge=1)
@@ -75,7 +73,6 @@ class GridParams(Section):
 
 
 # --- generate -----------------------------------------------------------------------------------------
-
 
 class Endpoint(Section):
     base_url: str  # an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
@@ -128,7 +125,6 @@ class GenerateParams(ModelCalls):
 
 # --- clean --------------------------------------------------------------------------------------------
 
-
 class CleanParams(Section):
     min_exchanges: int = Field(ge=1)
     max_exchanges: int = Field(ge=1)
@@ -157,7 +153,6 @@ class CleanParams(Section):
 
 # --- split --------------------------------------------------------------------------------------------
 
-
 class SplitParams(Section):
     seed: int
     validation: float = Field(gt=0, lt=1)
@@ -173,7 +168,6 @@ class SplitParams(Section):
 
 
 # --- finetune -----------------------------------------------------------------------------------------
-
 
 class FinetuneModel(Section):
     path: str
@@ -217,7 +211,6 @@ class FinetuneParams(Section):
 
 # --- evaluate -----------------------------------------------------------------------------------------
 
-
 class Baseline(Section):
     path: str  # a local directory or hub id of an instruction-tuned model with its own chat template
     trust_remote_code: bool
@@ -236,7 +229,6 @@ class EvaluateParams(Section):
 
 # --- rating (human evaluation) ----------------------------------------------------------------------------
 
-
 class RatingParams(Section):
     seed: int
     sample: int = Field(ge=1)  # held-out turns per sheet; each comes with every model's reply
@@ -253,7 +245,6 @@ class RatingParams(Section):
 
 # --- judge (an LLM judge; the generation backends, cache and accounting) -----------------------------------
 
-
 class JudgeParams(ModelCalls):
     # none: no judge configured (the tiny profile: its stand-in generator cannot judge); the stage then
     # writes {"status": "not judged"} and never a score. `template`: src/hiwar/judge/templates/<template>.<language>.j2
@@ -268,7 +259,6 @@ class JudgeParams(ModelCalls):
 
 
 # --- quality ------------------------------------------------------------------------------------------
-
 
 class EvalFile(Section):
     path: str  # JSONL, CSV or Parquet with a text column, or plain text with one text per line
@@ -294,8 +284,28 @@ class QualityParams(Section):
         return sorted(set(value))
 
 
-# --- reproducibility: the CPU kernels every stage runs with (docs/reproducibility.md) ------------------------
+# --- card: the dataset card and croissant.json published with the splits ------------------------------------
+HUB_ID = r"^[a-z0-9][a-z0-9-]*$"  # task categories and tags as the hub writes them
+# A card's licence: the hub's id -> its SPDX id (croissant.json names it by its SPDX URL). Add one with both ids.
+LICENSES = {"cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0": "CC-BY-NC-4.0",
+            "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc0-1.0": "CC0-1.0", "odc-by": "ODC-By-1.0",
+            "cdla-permissive-2.0": "CDLA-Permissive-2.0", "apache-2.0": "Apache-2.0", "mit": "MIT"}
 
+
+class CardParams(Section):
+    pretty_name: str = Field(min_length=1)
+    license: Literal[tuple(LICENSES)]  # a hub licence id (LICENSES)
+    version: str = Field(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")  # MAJOR.MINOR.PATCH
+    # the release's, quoted ("2026-12-08": DVC reads no YAML date); null: left out, and `hiwar publish` refuses
+    date_published: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")] | None
+    url: str | None = Field(pattern=r"^https?://\S+$")  # the dataset's page; null: left out
+    creators: list[str] = Field(min_length=1)
+    task_categories: list[Annotated[str, Field(pattern=HUB_ID)]] = Field(min_length=1)
+    tags: list[Annotated[str, Field(pattern=HUB_ID)]]
+    variety: str = Field(min_length=1)  # of Arabic the data is meant to be in (no dialect identification checks it)
+
+
+# --- reproducibility: the CPU kernels every stage runs with (docs/reproducibility.md) ------------------------
 
 class ReproducibilityParams(Section):
     # Each one was measured to change the stand-ins' weights between CPUs or thread counts.
@@ -307,7 +317,6 @@ class ReproducibilityParams(Section):
 
 
 # --- engine: where batches run (hiwar.engine); no stage lists it in its DVC params, as no output depends on it -
-
 
 class EngineParams(Section):
     name: str = "local"  # a name in hiwar.engine.ENGINES
@@ -329,6 +338,7 @@ SECTIONS: dict[str, type[Section]] = {
     "rating": RatingParams,
     "judge": JudgeParams,
     "quality": QualityParams,
+    "card": CardParams,
 }
 
 

@@ -8,7 +8,8 @@ An independent check (leakcheck.py: shared long turns and word n-grams) then mov
 conversation that still leaks into train.
 
 `split_file` does all this streaming the clean Parquet file in batches: one pass for signatures, cells and
-topics; one over validation and test and one over train for the leak check; one to write the splits.
+topics; one over validation and test and one over train for the leak check; one to write the splits. The
+dataset card and Croissant metadata beside them are the `card` stage's (hiwar.cards), written after `quality`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from tqdm import tqdm
 
 from hiwar import engine as engines
 from hiwar import leakcheck
-from hiwar.dataset_card import SPLITS, SplitStats, dataset_card
 from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
-from hiwar.io import ParquetSink, atomic_path, open_parquet
+from hiwar.io import ParquetSink, open_parquet
 from hiwar.params import SplitParams
 
+SPLITS = ("train", "validation", "test")  # the order of the splits everywhere
 
 
 def signature_batch(hasher: MinHasher, batch: list) -> list[np.ndarray]:
@@ -180,9 +181,8 @@ META = ["conversation_id", "cell_id", "topic"]
 
 def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, hasher: MinHasher,
                engine: engines.Engine | None = None, progress: bool = False) -> dict:
-    """Split the clean Parquet file into out_dir/{train,validation,test}.parquet and out_dir/README.md
-    (the card), reading it in batches; per-conversation work runs on `engine`. Returns the metrics. Outputs
-    appear only when all is written."""
+    """Split the clean Parquet file into out_dir/{train,validation,test}.parquet, reading it in batches;
+    per-conversation work runs on `engine`. Returns the metrics. Outputs appear only when all is written."""
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise HiwarError(f"{source}: file not found (expected the output of stage `clean`; run `dvc repro`)")
@@ -217,27 +217,26 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
     report = independent_check(message_batches, which, groups, engine)
     which = move_leaks(pd.Series(which), report).to_numpy()
 
-    stats = SplitStats()
+    rows, cells, topics = dict.fromkeys(SPLITS, 0), {n: set() for n in SPLITS}, {n: set() for n in SPLITS}
     with ExitStack() as stack:
         sinks = {name: stack.enter_context(ParquetSink(out_dir / f"{name}.parquet", reader.schema_arrow))
                  for name in SPLITS}
-        card_path = stack.enter_context(atomic_path(out_dir / "README.md"))
         offset = 0
-        for rows in tqdm(batches(), desc="split: write", **bar):
+        for batch in tqdm(batches(), desc="split: write", **bar):
             for name in SPLITS:
-                part = [row for i, row in enumerate(rows) if which[offset + i] == name]
+                part = [row for i, row in enumerate(batch) if which[offset + i] == name]
                 sinks[name].write(part)
-                stats.add(name, part)
-            offset += len(rows)
-        metrics = {
-            "conversations": dict(stats.rows),
-            "cells": {name: len(stats.cells[name]) for name in SPLITS},
-            "topics": {name: len(stats.topics[name]) for name in SPLITS},
-            **signature_leaks(frame, which, params.leak_threshold, sigs),
-            **independent_leaks(report),
-        }
-        card_path.write_text(dataset_card(stats, metrics, params), encoding="utf-8")
-    return metrics
+                rows[name] += len(part)
+                cells[name].update(row["cell_id"] for row in part)
+                topics[name].update(row["topic"] for row in part)
+            offset += len(batch)
+    return {
+        "conversations": rows,
+        "cells": {name: len(cells[name]) for name in SPLITS},
+        "topics": {name: len(topics[name]) for name in SPLITS},
+        **signature_leaks(frame, which, params.leak_threshold, sigs),
+        **independent_leaks(report),
+    }
 
 
 def signature_leaks(frame: pd.DataFrame, which: np.ndarray, threshold: float, sigs: pd.Series) -> dict:
