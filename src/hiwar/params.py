@@ -286,10 +286,10 @@ class QualityParams(Section):
 
 # --- card: the dataset card and croissant.json published with the splits ------------------------------------
 HUB_ID = r"^[a-z0-9][a-z0-9-]*$"  # task categories and tags as the hub writes them
-# A card's licence: the hub's id -> its SPDX id (croissant.json names it by its SPDX URL). Add one with both ids.
-LICENSES = {"cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0": "CC-BY-NC-4.0",
-            "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc0-1.0": "CC0-1.0", "odc-by": "ODC-By-1.0",
-            "cdla-permissive-2.0": "CDLA-Permissive-2.0", "apache-2.0": "Apache-2.0", "mit": "MIT"}
+LICENSES = {  # a card's licence: the hub's id -> its SPDX id (croissant.json names its SPDX URL); add both ids
+    "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0", "cc-by-nc-4.0": "CC-BY-NC-4.0", "mit": "MIT",
+    "cc-by-nc-sa-4.0": "CC-BY-NC-SA-4.0", "cc0-1.0": "CC0-1.0", "odc-by": "ODC-By-1.0", "apache-2.0": "Apache-2.0",
+    "cdla-permissive-2.0": "CDLA-Permissive-2.0"}
 
 
 class CardParams(Section):
@@ -305,18 +305,15 @@ class CardParams(Section):
     variety: str = Field(min_length=1)  # of Arabic the data is meant to be in (no dialect identification checks it)
 
 
-# --- reproducibility: the CPU kernels every stage runs with (docs/reproducibility.md) ------------------------
-
+# --- every stage: its CPU kernels, each measured to move weights between CPUs (docs/reproducibility.md); and
+# the engine its batches run on (hiwar.engine): it changes no output, so no stage lists it in its DVC params ---
 class ReproducibilityParams(Section):
-    # Each one was measured to change the stand-ins' weights between CPUs or thread counts.
     cpu_capability: Literal["default", "avx2", "avx512"] = "avx2"  # ATen's vector kernels (ATEN_CPU_CAPABILITY)
     onednn: bool = False  # oneDNN JIT-compiles for the CPU it finds (AVX-512 GELU on some, AVX2 on others)
     mkl_cbwr: str = "AVX2"  # MKL's code branch (MKL_CBWR); COMPATIBLE is CPU-proof but 1.7x slower
     openblas_coretype: str = "Haswell"  # numpy's OpenBLAS kernels (OPENBLAS_CORETYPE); Haswell = AVX2
     threads: int = Field(default=2, ge=1)  # intra-op threads: the split of every parallel reduction
 
-
-# --- engine: where batches run (hiwar.engine); no stage lists it in its DVC params, as no output depends on it -
 
 class EngineParams(Section):
     name: str = "local"  # a name in hiwar.engine.ENGINES
@@ -326,8 +323,7 @@ class EngineParams(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "reproducibility": ReproducibilityParams,
-    "engine": EngineParams,
+    "reproducibility": ReproducibilityParams, "engine": EngineParams,  # every stage's
     "models": ModelsParams,
     "grid": GridParams,
     "generate": GenerateParams,
