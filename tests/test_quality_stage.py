@@ -23,7 +23,8 @@ def project(tmp_path, bundled):
     params["quality"]["embed_sample"] = 8
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     rows = [{"conversation_id": f"k{i:03d}", "cell_id": f"{c['topic']}:EG", "topic": c["topic"], "country": "EG",
-             "generator": "fake", "messages": c["messages"]} for i, c in enumerate(bundled.conversations[:40])]
+             "generator": "fake", "messages": c["messages"], "language": "ar", "variety": "msa"}
+            for i, c in enumerate(bundled.conversations[:40])]  # the clean stage's columns
     frame = pd.DataFrame(rows)
     (tmp_path / "data/clean").mkdir()
     (tmp_path / "data/split").mkdir()
@@ -79,7 +80,7 @@ def test_the_stage_writes_metrics_plots_card_and_a_decontaminated_train(project)
     proc = run_stage(project)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((project / "metrics/quality.json").read_text())
-    assert list(metrics) == ["conversations", "diversity", "fidelity", "coverage", "contamination"]
+    assert list(metrics) == ["conversations", "diversity", "fidelity", "coverage", "variety", "contamination"]
     assert metrics["contamination"]["test"]["train_conversations_13gram"] == 1
     assert metrics["contamination"]["eval_files"]["benchmark"]["train_conversations_13gram"] == 1
     removed = pd.read_parquet(project / "data/quality/removed.parquet")
