@@ -30,6 +30,11 @@ def no_setup() -> None:
     return None
 
 
+def built(state):
+    """A `setup` that hands every worker a state built beforehand (pickled to workers in other processes)."""
+    return state
+
+
 class Engine(ABC):
     def __init__(self, params: EngineParams):
         self.params = params

@@ -63,7 +63,7 @@ def relative_paths(start: str | Path = ".") -> dict[str, str]:
 def project_path(name: str, start: str | Path = ".") -> Path:
     """The path dvc.yaml names `name` (e.g. "clean"), made absolute."""
     root = project_root(start)
-    paths = _read(_dvc_yaml(root))
+    paths = relative_paths(root)
     if name not in paths:
         raise HiwarError(f"{_dvc_yaml(root)}: vars: paths: no `{name}` (expected one of: {', '.join(paths)})")
     return root / paths[name]

@@ -44,14 +44,10 @@ def feature_batch(_, batch: list) -> list[dict]:
     return [leakcheck.features(messages) for messages in batch]
 
 
-def _constant(value):
-    return value
-
-
 def signatures(frame: pd.DataFrame, hasher: MinHasher, engine: engines.Engine | None = None) -> pd.Series:
     """MinHash signature of every conversation of an in-memory frame (one batch)."""
     engine = engine or engines.current()
-    [sigs] = engine.map(signature_batch, [list(frame["messages"])], setup=partial(_constant, hasher))
+    [sigs] = engine.map(signature_batch, [list(frame["messages"])], setup=partial(engines.built, hasher))
     return pd.Series(sigs, index=frame.index)
 
 
@@ -207,7 +203,7 @@ def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, has
             yield [row["messages"] for row in rows]
 
     with tqdm(desc="split: signatures", **bar) as progress:
-        for batch in engine.map(signature_batch, signature_input(), setup=partial(_constant, hasher)):
+        for batch in engine.map(signature_batch, signature_input(), setup=partial(engines.built, hasher)):
             sigs += batch
             progress.update(len(batch))
     frame = pd.DataFrame(meta, columns=META)

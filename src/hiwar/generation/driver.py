@@ -97,10 +97,6 @@ def answer_all(backend: Backend, requests: list[Request]) -> list[Result]:
     return results
 
 
-def _same(value):
-    return value
-
-
 def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCache, chat: bool,
         desc: str = "generate") -> dict[str, Result]:
     """Answer (request_key, prompt, seed) items through the cache and the backend: items whose key is cached
@@ -130,7 +126,7 @@ def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCach
         if backend.in_process:  # a local model: its batches run on the stage's engine
             groups = backend.groups(requests)
             batches = ([requests[i] for i in group] for group in groups)
-            answered = engines.current().map(answer_all, batches, setup=partial(_same, backend))
+            answered = engines.current().map(answer_all, batches, setup=partial(engines.built, backend))
             for group, results in zip(groups, answered):
                 for index, result in zip(group, results):
                     if result is not None:  # one left unanswered is counted below, never invented

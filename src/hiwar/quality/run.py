@@ -223,7 +223,7 @@ def variety_table(variety: dict | None) -> str:
 
 
 def card(metrics: dict, params: QualityParams) -> str:
-    """The quality folder's README.md: the quality section of the dataset card (the split stage writes the rest)."""
+    """The quality folder's README.md: the quality section the card stage quotes."""
     d, f, c, x = metrics["diversity"], metrics["fidelity"], metrics["coverage"], metrics["contamination"]
     longest = params.ngrams[-1]
     files = "".join(f"- `{name}`: {v[f'train_conversations_{longest}gram']} train conversations share a "
