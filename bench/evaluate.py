@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from hiwar.bundled import load_bundled  # noqa: E402
 from hiwar.evaluation.metrics import generate_replies, reply_prompts  # noqa: E402
-from hiwar.params import StandIn  # noqa: E402
+from hiwar.params.models import StandIn  # noqa: E402
 from hiwar.standins import blocks, build_model, pretrain, text_corpus, train_tokenizer  # noqa: E402
 from hiwar.training.chat_format import add_chat_format, render  # noqa: E402
 from interleave import add_repeats, interleave, parse, summarize  # noqa: E402

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 from transformers import TrainingArguments  # noqa: E402
 
 from hiwar.bundled import load_bundled  # noqa: E402
-from hiwar.params import StandIn  # noqa: E402
+from hiwar.params.models import StandIn  # noqa: E402
 from hiwar.standins import build_model, text_corpus, train_tokenizer  # noqa: E402
 from hiwar.training.chat_format import ASSISTANT, END, IGNORE, SYSTEM, USER, add_chat_format  # noqa: E402
 from hiwar.training.data import PadCollator, encode_split, pack  # noqa: E402

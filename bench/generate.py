@@ -52,11 +52,11 @@ def local_batching(n: int, new_tokens: int, repeats: int) -> float:
     if not GENERATOR.is_dir():
         print(f"local generation: skipped, {GENERATOR} not found (run `dvc repro models` first)")
         return float("nan")
-    planned = plan_requests(build_grid(grid_params, load_bundled()).head(n), params, grid_params, load_bundled(),
-                            str(GENERATOR), None)
-    requests = [Request(row.prompt, seed=row.request_seed) for row in planned.itertuples()]
     backends = {batch: get_backend(params.model_copy(update={"batch_size": batch, "max_new_tokens": new_tokens,
                                                               "model": str(GENERATOR)})) for batch in (1, 16)}
+    bundled = load_bundled()
+    planned = plan_requests(build_grid(grid_params, bundled).head(n), params, bundled.conversations, backends[1])
+    requests = [Request(row.prompt, seed=row.request_seed) for row in planned.itertuples()]
     texts = {}
 
     def run(batch: int) -> float:

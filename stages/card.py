@@ -28,7 +28,8 @@ def main(split, grid, cells, generators, generate_metrics, clean_metrics, split_
     inputs = Inputs(split=Path(split), grid=Path(grid), cells=Path(cells), generators=Path(generators),
                     generate_metrics=Path(generate_metrics), clean_metrics=Path(clean_metrics),
                     split_metrics=Path(split_metrics), quality_metrics=Path(quality_metrics))
-    params = Params(*(load_section(name) for name in ("card", "generate", "clean", "split", "quality")))
+    params = Params(load_section("card"), load_section("generate"), load_section("clean"), load_section("split"),
+                    load_section("quality"))
     figures = write_cards(inputs, params, split, engine.current().batch_rows)
     write_json(metrics, figures)
     scan = figures["personal_data"]

@@ -10,7 +10,8 @@ from hiwar.bundled import load_bundled
 from hiwar.errors import HiwarError
 from hiwar.generation import get_backend
 from hiwar.generation.cache import ResponseCache
-from hiwar.generation.driver import check_failure_rate, failure_table, generate, summarize
+from hiwar.generation.asking import check_failure_rate
+from hiwar.generation.driver import failure_table, generate, summarize
 from hiwar.generation.grid import COLUMNS, TEXT_COLUMNS
 from hiwar.io import read_parquet, run_log_path, write_json, write_jsonl, write_parquet, write_run_facts
 from hiwar.params import load_section

@@ -74,7 +74,7 @@ def params_data():
 @pytest.fixture(scope="session")
 def standin_spec():
     """A factory of small stand-in model specs: standin_spec(arch="llama", context=256, ...)."""
-    from hiwar.params import StandIn
+    from hiwar.params.models import StandIn
 
     def make(**changes):
         base = dict(arch="gpt2", vocab_size=1200, hidden_size=32, layers=2, heads=2, context=128, steps=1,
@@ -87,7 +87,7 @@ def standin_spec():
 @pytest.fixture(scope="session")
 def finetune_spec():
     """A factory of fine-tuning specs for a base model folder: finetune_spec(base_dir, method="lora", ...)."""
-    from hiwar.params import FinetuneModel
+    from hiwar.params.finetune import FinetuneModel
 
     def make(path, **changes):
         base = dict(path=str(path), method="full", learning_rate=1e-3, epochs=2, batch_size=4, grad_accum=1,
@@ -163,47 +163,111 @@ def base_dir(tmp_path_factory, bundled, standin_spec):
     return path
 
 
-@pytest.fixture
-def loopback(tmp_path):
-    """Start OpenAI-compatible loopback servers (hiwar.loopback) in subprocesses: loopback(**options) gives
-    (base_url, log_path, process). Every server is killed when the test ends."""
-    import subprocess
-    import sys
+class Servers:
+    """Starts server processes and waits until each is ready; stops them all at close(). One way to start the
+    loopback model and judge, the S3 server and the llama.cpp server, so a slow or dead server fails the same way:
+    with its own output in the message."""
 
-    started = []
+    def __init__(self):
+        self.started = []
 
-    def start(name="loopback", **options):
-        log = tmp_path / f"{name}-{len(started)}.jsonl"
-        args = [sys.executable, "-m", "hiwar.loopback", "--port", "0", "--log", str(log), "--name", name]
-        for option, value in options.items():
-            args += [f"--{option.replace('_', '-')}", str(value)]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        started.append(proc)
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), f"loopback server did not start: {line!r}"
-        return line.split()[-1], log, proc
+    def start(self, args: list[str], *, url: str | None = None, probe: str = "", timeout: float = 60,
+              env: dict | None = None) -> tuple[str, "subprocess.Popen"]:
+        """Run `args`; its base URL is `url`, polled at url + probe until it answers, or else the address the
+        process prints on a line "listening on <url>". Gives (url, process)."""
+        import subprocess
+        import time
+        import urllib.error
+        import urllib.request
 
-    yield start
-    for proc in started:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                env={**os.environ, **(env or {})})
+        self.started.append(proc)
+        if url is None:
+            line = proc.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"{args[:3]} did not start: {line!r}{proc.stdout.read()[-2000:]}")
+            return line.split()[-1], proc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url + probe, timeout=2):
+                    return url, proc
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
         proc.kill()
-        proc.wait()
+        raise RuntimeError(f"{args[:3]} not ready at {url + probe} within {timeout:g} s: {proc.stdout.read()[-2000:]}")
+
+    def close(self) -> None:
+        for proc in self.started:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def servers():
+    """Server processes for one test (Servers)."""
+    pool = Servers()
+    yield pool
+    pool.close()
 
 
 @pytest.fixture(scope="session")
-def s3_server():
+def session_servers():
+    """Server processes shared by the whole session: slow to start, and stateless for the tests that use them."""
+    pool = Servers()
+    yield pool
+    pool.close()
+
+
+def loopback_args(log: Path, name: str = "loopback", **options) -> list[str]:
+    """The command line of an OpenAI-compatible loopback server (hiwar.loopback) with `options`."""
+    import sys
+
+    args = [sys.executable, "-m", "hiwar.loopback", "--port", "0", "--log", str(log), "--name", name]
+    for option, value in options.items():
+        flag = f"--{option.replace('_', '-')}"
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
+@pytest.fixture
+def loopback(servers, tmp_path):
+    """loopback(**options) starts a loopback server and gives (base_url, log_path, process); every server
+    stops when the test ends."""
+    count = iter(range(1000))
+
+    def start(name="loopback", **options):
+        log = tmp_path / f"{name}-{next(count)}.jsonl"
+        url, proc = servers.start(loopback_args(log, name, **options))
+        return url, log, proc
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def s3_server(session_servers):
     """A real S3-compatible server (moto) on loopback with one bucket; gives (endpoint_url, env) where env
     holds the dummy credentials a DVC subprocess needs. Credentials live only in that env, never in files."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    import sys
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+    import boto3
+
+    port = free_port()
+    url, _ = session_servers.start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                   url=f"http://127.0.0.1:{port}", probe="/moto-api/")
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            # one attempt, not botocore's retries: a test of an unreachable remote fails in seconds
            "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
     boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
                  region_name="us-east-1").create_bucket(Bucket="hiwar-test")
-    yield url, env
-    server.stop()
+    return url, env

@@ -4,7 +4,7 @@ import pandas as pd
 
 from hiwar.arabic import latin_prose_words, prose_arabic_ratio
 from hiwar.engine import LocalEngine
-from hiwar.params import EngineParams
+from hiwar.params.engine import EngineParams
 from hiwar.cleaning import clean, clean_file, decide, parse_dialogue, trim_truncated
 from hiwar.cleaning.parse import looks_cut, strip_special_tokens
 from hiwar.cleaning.rules import has_placeholder, match_key

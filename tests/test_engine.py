@@ -14,7 +14,8 @@ from hiwar.cleaning import PROVENANCE, clean_file
 from hiwar.dedup import hasher_for
 from hiwar.errors import HiwarError
 from hiwar.io import read_jsonl, write_parquet
-from hiwar.params import EngineParams, load_section
+from hiwar.params import load_section
+from hiwar.params.engine import EngineParams
 from hiwar.splitting import split_file
 
 ROOT = Path(__file__).resolve().parents[1]

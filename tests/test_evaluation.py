@@ -150,7 +150,8 @@ def test_evaluate_loop_pairs_base_and_finetuned_and_says_how_many_conversations(
     import pandas as pd
 
     from hiwar.evaluation import run
-    from hiwar.params import EvaluateParams, FinetuneParams
+    from hiwar.params.evaluate import EvaluateParams
+    from hiwar.params.finetune import FinetuneParams
 
     tuned = copy.deepcopy(tiny_lm)
     with torch.no_grad():  # a different model on the same tokenizer: every score changes

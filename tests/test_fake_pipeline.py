@@ -5,7 +5,10 @@ from hiwar.generation.driver import generate, plan_requests, summarize
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.fake import FakeBackend
 from hiwar.generation.grid import build_grid
-from hiwar.params import CleanParams, GenerateParams, GridParams, SplitParams
+from hiwar.params.clean import CleanParams
+from hiwar.params.generate import GenerateParams
+from hiwar.params.grid import GridParams
+from hiwar.params.split import SplitParams
 from hiwar.dedup import hasher_for
 from hiwar.splitting import signatures, split, split_metrics
 
@@ -20,7 +23,7 @@ def test_fake_backend_through_clean_and_split(bundled, params_data, tmp_path):
 
     # The backend saw every rendered prompt once, in grid order, each with the seed its cache key gives.
     requests = [r for call in backend.calls for r in call]
-    planned = plan_requests(grid, gen_params, bundled.conversations, "fake", None)
+    planned = plan_requests(grid, gen_params, bundled.conversations, backend)
     assert [r.seed for r in requests] == list(planned["request_seed"])
     assert all(r.prompt.startswith("<|prompt|>") for r in requests)
     assert summarize(raw, accounting, 1.0)[0]["succeeded"] == 120 and raw["generator"].eq("fake").all()

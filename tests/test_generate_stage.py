@@ -16,7 +16,7 @@ import yaml
 
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.grid import build_grid
-from hiwar.params import GridParams
+from hiwar.params.grid import GridParams
 from conftest import ROOT, stage_command  # noqa: E402  (the one repository root, in conftest)
 
 N = 60

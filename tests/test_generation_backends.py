@@ -7,7 +7,7 @@ import torch
 from hiwar.errors import HiwarError
 from hiwar.generation import BACKENDS, Request, get_backend
 from hiwar.generation.transformers_backend import SeededSampler, model_revision
-from hiwar.params import GenerateParams
+from hiwar.params.generate import GenerateParams
 from hiwar.standins import GENERATOR_TOKENS, build_model, dialogue_corpus, train_tokenizer
 
 PROMPT = "<|prompt|>اكتب محادثة عن السفر.\n<|response|>"

@@ -3,7 +3,7 @@ import pytest
 
 from hiwar.errors import HiwarError
 from hiwar.generation.grid import build_grid
-from hiwar.params import GridParams
+from hiwar.params.grid import GridParams
 
 
 def grid_params(params_data, **changes):

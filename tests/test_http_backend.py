@@ -13,7 +13,8 @@ from hiwar.generation import Request, get_backend
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.http_backend import backoff_delay, retry_after_seconds
 from hiwar.generation.grid import build_grid
-from hiwar.params import GenerateParams, GridParams
+from hiwar.params.generate import GenerateParams
+from hiwar.params.grid import GridParams
 from hiwar.evaluation.report import generation_section
 
 

@@ -17,7 +17,7 @@ from hiwar.errors import HiwarError
 from hiwar.pairwise import win_tie_loss
 from hiwar.judge.agreement import judge_vs_humans
 from hiwar.judge.parse import Malformed, parse_scores, parse_verdict
-from conftest import stage_command
+from conftest import loopback_args, stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CRITERIA = ["fluency", "coherence", "helpfulness", "fidelity", "safety"]
@@ -113,18 +113,13 @@ FIRST_SHARE, MALFORMED_SHARE, TURNS = 0.3, 0.2, 100
 
 
 @pytest.fixture
-def judge_server(tmp_path):
+def judge_server(servers, tmp_path):
     """hiwar.loopback as a judge: prefers the first reply on FIRST_SHARE of pairwise items, answers malformed
     JSON on MALFORMED_SHARE of requests and 429 on a tenth. Gives (base_url, log path)."""
     log = tmp_path / "judge-server.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "hiwar.loopback", "--port", "0", "--log", str(log), "--judge",
-                             "--judge-first-share", str(FIRST_SHARE), "--judge-malformed-share", str(MALFORMED_SHARE),
-                             "--p-429", "0.1", "--retry-after", "0.01"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield line.split()[-1], log
-    proc.kill()
-    proc.wait()
+    url, _ = servers.start(loopback_args(log, "judge", judge=True, judge_first_share=FIRST_SHARE,
+                                         judge_malformed_share=MALFORMED_SHARE, p_429=0.1, retry_after=0.01))
+    return url, log
 
 
 def scratch_project(path, params_data, bundled, url, **judge):

@@ -10,7 +10,8 @@ import pytest
 
 from hiwar.cleaning import clean
 from hiwar.generation.prompts import format_dialogue
-from hiwar.params import QualityParams, load_section
+from hiwar.params import load_section
+from hiwar.params.quality import QualityParams
 from hiwar.quality.coverage import cell_counts, gini
 from hiwar.quality.fidelity import CountryMatcher, load_forms
 from hiwar.quality.run import assess

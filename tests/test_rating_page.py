@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hiwar.io import write_jsonl
-from hiwar.params import RatingParams
+from hiwar.params.rating import RatingParams
 from hiwar.rating.answers import AnswerStore, rater_sequence
 from hiwar.rating.app import create_app
 from hiwar.rating.sheets import export_pairs, export_sheet, page_items

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from hiwar.errors import HiwarError
-from hiwar.params import FinetuneModel
+from hiwar.params.finetune import FinetuneModel
 from hiwar.training.chat_format import END, encode, end_of_turn, prepare_chat_format, trained_text
 from hiwar.training.data import encode_split, max_length_for
 from conftest import stage_command

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 PROBE = """
 import json, os, torch
-from hiwar.params import ReproducibilityParams
+from hiwar.params.reproducibility import ReproducibilityParams
 from hiwar.reproducible import pin
 pin(ReproducibilityParams(threads=3))
 a = torch.randn(64, 64); a @ a
@@ -50,7 +50,7 @@ def test_run_stage_exports_the_pins_before_python_starts():
 def test_a_pin_the_cpu_cannot_hold_stops_the_stage_with_one_line(tmp_path):
     # torch decides its kernels at the first operation: a capability asked for afterwards cannot hold.
     script = ("import torch; torch.ones(2) + 1\n"
-              "from hiwar.params import ReproducibilityParams\nfrom hiwar.reproducible import pin\n"
+              "from hiwar.params.reproducibility import ReproducibilityParams\nfrom hiwar.reproducible import pin\n"
               "pin(ReproducibilityParams(cpu_capability='avx512' if torch.backends.cpu.get_cpu_capability() != "
               "'AVX512' else 'avx2'))")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,

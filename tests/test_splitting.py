@@ -5,11 +5,11 @@ import pytest
 from hiwar.training.chat_format import render
 from hiwar.errors import HiwarError
 from hiwar.io import write_parquet
-from hiwar.params import SplitParams
+from hiwar.params.split import SplitParams
 from hiwar.dedup import MinHasher
 from hiwar import leakcheck
 from hiwar.engine import LocalEngine
-from hiwar.params import EngineParams
+from hiwar.params.engine import EngineParams
 from hiwar.splitting import SPLITS, leak_groups, signatures, split_file, split_with_report
 from hiwar.splitting import split as split_with
 from hiwar.splitting import split_metrics as metrics_with

@@ -28,7 +28,8 @@ def module_file(name: str) -> Path | None:
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Every module named by an import in `path`, lazy imports inside functions included."""
+    """Every module named by an import in `path`, lazy imports inside functions included. A call
+    `load_section("x", ...)` imports hiwar/params/x.py on first use, so it counts as that import."""
     package = ".".join(path.relative_to(SRC).with_suffix("").parts[:-1]) if path.is_relative_to(SRC) else ""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -41,6 +42,9 @@ def imported_modules(path: Path) -> set[str]:
                 base = ".".join([*parts, base] if base else parts)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_section" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            names.add(f"hiwar.params.{node.args[0].value}")
     return names
 
 

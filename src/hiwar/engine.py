@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from hiwar.errors import HiwarError
-from hiwar.params import PARAMS_FILE, EngineParams, load_section, read_params
+from hiwar.params import PARAMS_FILE, load_section, read_params
+from hiwar.params.engine import EngineParams
 
 Batch = TypeVar("Batch")
 Result = TypeVar("Result")

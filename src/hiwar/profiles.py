@@ -4,7 +4,7 @@
     hiwar params check --profile smollm2    # validate without writing anything
 
 A profile file holds only what differs from the tiny profile in params.yaml. Its sections merge key by key,
-except named collections (a mapping of models, endpoints or personas, i.e. a `dict` field in params.py) and
+except named collections (a mapping of models, endpoints or personas, i.e. a `dict` field of a hiwar.params section) and
 lists, which a profile replaces whole: the paper profile's two base models replace the stand-ins instead of
 joining them. params.yaml stays the one file DVC reads, so `dvc params diff`, `dvc exp show` and the stages'
 params dependencies work unchanged; comments in params.yaml survive the switch. Going back is

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from hiwar.errors import HiwarError
-from hiwar.params import PARAMS_FILE, ReproducibilityParams, load_section, read_params
+from hiwar.params import PARAMS_FILE, load_section, read_params
+from hiwar.params.reproducibility import ReproducibilityParams
 
 
 def settings(path: Path = PARAMS_FILE) -> ReproducibilityParams:

@@ -29,7 +29,7 @@ from hiwar import leakcheck
 from hiwar.dedup import MinHasher, UnionFind, conversation_text, near_duplicate_clusters, similar_pairs
 from hiwar.errors import HiwarError
 from hiwar.io import ParquetSink, open_parquet
-from hiwar.params import SplitParams
+from hiwar.params.split import SplitParams
 
 SPLITS = ("train", "validation", "test")  # the order of the splits everywhere
 

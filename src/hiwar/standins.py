@@ -18,7 +18,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tqdm import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from hiwar.params import StandIn
+from hiwar.params.models import StandIn
 from hiwar.generation.prompts import format_dialogue, render_prompt
 from hiwar.bundled import Bundled
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from hiwar.cards import findings
 from hiwar.cards.facts import Facts
 from hiwar.cards.stats import SPLITS
-from hiwar.params import LICENSES
+from hiwar.params.card import LICENSES
 
 CROISSANT = "http://mlcommons.org/croissant/1.1"
 RAI = "http://mlcommons.org/croissant/RAI/1.0"

@@ -17,7 +17,11 @@ import pandas as pd
 from hiwar.cards.stats import SPLITS, FileFacts, SplitStats, read_splits
 from hiwar.errors import HiwarError
 from hiwar.io import read_json
-from hiwar.params import CardParams, CleanParams, GenerateParams, QualityParams, SplitParams
+from hiwar.params.card import CardParams
+from hiwar.params.clean import CleanParams
+from hiwar.params.generate import GenerateParams
+from hiwar.params.quality import QualityParams
+from hiwar.params.split import SplitParams
 
 CHAT_TEMPLATE = "chat"  # rendered as the user's request only; the model's own chat template wraps it
 

@@ -34,7 +34,7 @@ from hiwar.cleaning.rules import by_cause, check, match_key
 from hiwar.dedup import MinHasher, NearDupIndex, conversation_text, hasher_for
 from hiwar.errors import HiwarError
 from hiwar.io import ParquetSink, open_parquet
-from hiwar.params import CleanParams
+from hiwar.params.clean import CleanParams
 
 PROVENANCE = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona",
               "generator", "template", "prompt_hash"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from hiwar.arabic import LETTERS, arabic_ratio_with_names, latin_words, match_key, normalize, strip_latin_names
-from hiwar.params import CleanParams
+from hiwar.params.clean import CleanParams
 
 PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
 

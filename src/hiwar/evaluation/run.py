@@ -26,7 +26,8 @@ from hiwar.evaluation.metrics import (
     score_tokens,
     summarize_perplexity,
 )
-from hiwar.params import EvaluateParams, FinetuneParams
+from hiwar.params.evaluate import EvaluateParams
+from hiwar.params.finetune import FinetuneParams
 from hiwar.stats import cluster_resample_weights, cluster_sums, interval, paired_difference, paired_statistic
 from hiwar.training.chat_format import end_of_turn
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hiwar.generation.base import Backend, Request, Result
-from hiwar.params import GenerateParams
+from hiwar.generation.base import Backend, Decoding, Request, Result
+from hiwar.params.calls import ModelCalls
 
 
 def _transformers(params):
@@ -34,8 +34,9 @@ def _fake(params):
 BACKENDS = {"transformers": _transformers, "http": _http, "vllm": _vllm, "fake": _fake}
 
 
-def get_backend(params: GenerateParams) -> Backend:
+def get_backend(params: ModelCalls) -> Backend:
+    """The backend `params.backend` names, for the generate or the judge section."""
     return BACKENDS[params.backend](params)
 
 
-__all__ = ["Backend", "Request", "Result", "get_backend", "BACKENDS"]
+__all__ = ["Backend", "Decoding", "Request", "Result", "get_backend", "BACKENDS"]

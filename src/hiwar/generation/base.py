@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from hiwar.params import GenerateParams
+from hiwar.params.calls import ModelCalls
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,32 @@ class Result:
 OnResult = Callable[[int, Result], None]
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How every request is decoded: the fields the generate and judge sections share. Part of each cache key."""
+
+    max_new_tokens: int
+    temperature: float  # 0: greedy
+    top_p: float
+    stop: tuple[str, ...]
+    seed: int
+
+    @classmethod
+    def of(cls, params: ModelCalls) -> Decoding:
+        return cls(params.max_new_tokens, params.temperature, params.top_p, tuple(params.stop), params.seed)
+
+    def key_fields(self) -> dict:
+        # Exactly what cache keys have always hashed (stop as a list): another shape would re-ask every answer.
+        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "top_p": self.top_p,
+                "stop": list(self.stop), "seed": self.seed}
+
+
 class Backend(ABC):
-    def __init__(self, params: GenerateParams):
+    """Built from the settings generate and judge share (ModelCalls): which model, where, and its Decoding."""
+
+    def __init__(self, params: ModelCalls):
         self.params = params
+        self.decoding = Decoding.of(params)
 
     @property
     def model_id(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.params import GridParams
+from hiwar.params.grid import GridParams
 from hiwar.bundled import Bundled
 
 COLUMNS = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona"]

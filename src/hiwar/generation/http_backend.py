@@ -187,8 +187,8 @@ class HttpBackend(Backend):
     async def _attempt(self, session, endpoint: EndpointState, request: Request):
         import aiohttp
 
-        p = self.params
-        body = {"model": p.model, "max_tokens": p.max_new_tokens, "temperature": p.temperature, "top_p": p.top_p,
+        p = self.decoding
+        body = {"model": self.params.model, "max_tokens": p.max_new_tokens, "temperature": p.temperature, "top_p": p.top_p,
                 "seed": request.seed, "n": 1}
         if p.stop:
             body["stop"] = list(p.stop)

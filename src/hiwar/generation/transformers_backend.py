@@ -114,7 +114,7 @@ class TransformersBackend(Backend):
 
     @torch.inference_mode()
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
-        p = self.params
+        p = self.decoding
         for indices in self.groups(requests):
             batch = [requests[i] for i in indices]
             # A rendered chat template already holds the special tokens it needs (BOS among them).
@@ -138,7 +138,7 @@ class TransformersBackend(Backend):
         length = int(ended[0]) if len(ended) else len(row)
         text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
         finish = "stop" if len(ended) else "length"
-        for stop in self.params.stop:
+        for stop in self.decoding.stop:
             if stop in text:
                 text, finish = text[:text.index(stop)], "stop"
         return Result(text=text, finish_reason=finish, tokens_in=tokens_in, tokens_out=length + bool(len(ended)))

@@ -27,9 +27,9 @@ class VllmBackend(Backend):
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
         from vllm import SamplingParams
 
-        p = self.params
-        for start in range(0, len(requests), p.batch_size):
-            chunk = requests[start:start + p.batch_size]
+        p, size = self.decoding, self.params.batch_size
+        for start in range(0, len(requests), size):
+            chunk = requests[start:start + size]
             sampling = [SamplingParams(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens,
                                        stop=list(p.stop) or None, seed=r.seed) for r in chunk]
             if chunk[0].chat:

@@ -1,7 +1,8 @@
 """Asking the judge: prompts -> response cache or backend -> strictly parsed answers.
 
-The judge goes through the generation code (hiwar.generation: the same backends, the same HTTP client with
-its retries on 429 and 5xx, the same content-addressed cache and the same failure threshold). On top of it,
+The judge reaches its model the way generation does (hiwar.generation.asking: the same backends, the same
+HTTP client with its retries on 429 and 5xx, the same cache keys and seeds, the same response cache and the
+same failure threshold). On top of it,
 one thing is the judge's own: an answer that does not parse is asked again under a new sample index, so
 with a new cache key and a new sampling seed, up to `judge.parse_retries` times; if it is still malformed
 the item is a judge failure with its reason, never a score. A rerun finds every answer, malformed ones
@@ -17,12 +18,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from hiwar.generation import Backend, get_backend
-from hiwar.generation.cache import ResponseCache, request_key
-from hiwar.generation.driver import ask
+from hiwar.generation.asking import ask, plan
+from hiwar.generation.cache import ResponseCache
 from hiwar.judge.parse import Malformed
-from hiwar.params import GenerateParams, JudgeParams, ModelCalls
-
-DECODING = ("max_new_tokens", "temperature", "top_p", "stop", "seed")
+from hiwar.params.judge import JudgeParams
 
 
 @dataclass(frozen=True)
@@ -42,21 +41,15 @@ class Answer:
     request_key: str | None = None  # the key of the answer that was used (or of the last one tried)
 
 
-def backend_params(params: JudgeParams) -> GenerateParams:
-    """The judge's settings in the shape the generation backends take. Requests go to the chat endpoint (or
-    the model's own chat template): `template` there only says so."""
-    shared = {name: getattr(params, name) for name in ModelCalls.model_fields}
-    return GenerateParams(**shared | {"template": "chat", "few_shot": 0})
-
-
 def open_judge(params: JudgeParams) -> tuple[Backend, ResponseCache]:
-    return get_backend(backend_params(params)), ResponseCache(params.cache_dir)
+    """The judge's model and cache. Its prompts are chat messages: the server's chat endpoint or the local
+    model's own chat template wraps them."""
+    return get_backend(params), ResponseCache(params.cache_dir)
 
 
 def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, cache: ResponseCache,
               params: JudgeParams, desc: str = "judge") -> tuple[list[Answer], dict]:
     """One Answer per task, in task order, and this run's accounting (sent, cache hits, malformed answers)."""
-    decoding = {name: getattr(params, name) for name in DECODING}
     answers = {t.id: Answer(t.id) for t in tasks}
     if len(answers) != len(tasks):
         raise ValueError("task ids must be unique")
@@ -64,9 +57,9 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
     for attempt in range(params.parse_retries + 1):
         if not pending:
             break
-        keys = [request_key(model=backend.model_id, revision=backend.revision, decoding=decoding,
-                            prompt=t.prompt, chat=True, sample_index=attempt) for t in pending]
-        items = [(key, t.prompt, int(key[:15], 16)) for key, t in zip(keys, pending)]
+        planned = [plan(backend, t.prompt, chat=True, sample_index=attempt) for t in pending]
+        keys = [key for key, _ in planned]
+        items = [(key, t.prompt, seed) for (key, seed), t in zip(planned, pending)]
         fresh = ask(items, backend, cache, chat=True, desc=f"{desc} (try {attempt + 1})")
         facts["sent"] += len(fresh)
         facts["cache_hits"] += len(set(keys)) - len(fresh)
@@ -91,6 +84,6 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
 
 
 def failure_frame(answers: list[Answer]) -> pd.DataFrame:
-    """The answers in the shape hiwar.generation.driver.check_failure_rate reads."""
+    """The answers in the shape hiwar.generation.asking.check_failure_rate reads."""
     return pd.DataFrame({"finish_reason": ["stop" if a.status == "judged" else "error" for a in answers],
                          "error": [a.error for a in answers]})

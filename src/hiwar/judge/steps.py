@@ -9,12 +9,12 @@ from functools import partial
 import pandas as pd
 
 from hiwar.errors import HiwarError
-from hiwar.generation.driver import check_failure_rate
+from hiwar.generation.asking import check_failure_rate
 from hiwar.judge import agreement, pairwise, scoring
 from hiwar.judge.engine import Answer, failure_frame, judge_all, open_judge
 from hiwar.judge.parse import parse_scores, parse_verdict
 from hiwar.judge.rubric import Prompts, check_criteria
-from hiwar.params import JudgeParams
+from hiwar.params.judge import JudgeParams
 
 NOT_JUDGED = {"status": "not judged"}
 NO_VERDICTS = pd.DataFrame(columns=["item", "status"])  # data/judge/pairwise.parquet when nothing was compared

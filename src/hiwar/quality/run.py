@@ -18,7 +18,7 @@ from hiwar import engine as engines
 from hiwar.arabic import match_key
 from hiwar.errors import HiwarError
 from hiwar.io import atomic_path, write_json, write_parquet
-from hiwar.params import QualityParams
+from hiwar.params.quality import QualityParams
 from hiwar.quality import contamination, coverage, diversity, fidelity
 from hiwar.quality.ngrams import WORD, Corpus, conversation_text
 

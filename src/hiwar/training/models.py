@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from hiwar.errors import HiwarError
-from hiwar.params import FinetuneModel
+from hiwar.params.finetune import FinetuneModel
 from hiwar.training.chat_format import ROLE_TOKENS, end_of_turn, prepare_chat_format, uses_hiwar_format
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from hiwar.io import atomic_path
-from hiwar.params import FinetuneModel
+from hiwar.params.finetune import FinetuneModel
 from hiwar.training.chat_format import uses_hiwar_format
 from hiwar.training.data import PadCollator, check_truncation, encode_split, pack
 from hiwar.training.models import load_base, save, wrap_lora
