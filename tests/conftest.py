@@ -180,9 +180,13 @@ class Servers:
         import urllib.error
         import urllib.request
 
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        import tempfile
+
+        # A server that logs a lot (llama.cpp) would block on a full pipe nobody reads: it logs to a file.
+        output = subprocess.PIPE if url is None else tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                 env={**os.environ, **(env or {})})
-        self.started.append(proc)
+        self.started.append((proc, output))
         if url is None:
             line = proc.stdout.readline()
             if not line.startswith("listening on "):
@@ -196,13 +200,14 @@ class Servers:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)
         proc.kill()
-        raise RuntimeError(f"{args[:3]} not ready at {url + probe} within {timeout:g} s: {proc.stdout.read()[-2000:]}")
+        output.seek(0)
+        raise RuntimeError(f"{args[:3]} not ready at {url + probe} within {timeout:g} s: {output.read()[-2000:]}")
 
     def close(self) -> None:
-        for proc in self.started:
+        for proc, output in self.started:
             proc.kill()
             proc.wait()
-            proc.stdout.close()
+            (proc.stdout or output).close()
 
 
 def free_port() -> int:
@@ -271,3 +276,22 @@ def s3_server(session_servers):
     boto3.client("s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing",
                  region_name="us-east-1").create_bucket(Bucket="hiwar-test")
     return url, env
+
+
+@pytest.fixture(scope="session")
+def llama_server(session_servers):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python, built by `./run test`) serving the GGUF of
+    SmolLM2-135M-Instruct on loopback, one request at a time as it works; gives (base_url, model name)."""
+    import importlib.util
+
+    from hiwar.models_import import smollm2_gguf
+    from hiwar.serving import server_command
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        if os.environ.get("HIWAR_CI"):  # CI must run these: a missing install step fails rather than skips
+            pytest.fail("llama-cpp-python is not installed (./run test installs it)")
+        pytest.skip("llama-cpp-python is not installed (./run setup server)")
+    port = free_port()
+    command = server_command(smollm2_gguf(), port=port, context=8192, threads=2, alias="smollm2")
+    url, _ = session_servers.start(command, url=f"http://127.0.0.1:{port}/v1", probe="/models", timeout=180)
+    return url, "smollm2"

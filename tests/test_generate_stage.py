@@ -30,7 +30,7 @@ def scratch_project(path, params_data, bundled, url, http=None, **generate):
     params["grid"]["conversations"] = N
     http = dict(params["generate"]["http"], endpoints=[dict(base_url=url, concurrency=2)], timeout=2.0,
                 max_retries=3, backoff_initial=0.01, backoff_max=0.05, cooldown=0.05) | (http or {})
-    params["generate"].update(backend="http", model="loopback-model", http=http, **generate)
+    params["generate"].update(backend="http", model="loopback", http=http, **generate)
     (path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     build_grid(GridParams.model_validate(params["grid"]), bundled).to_parquet(path / "data/grid.parquet")
     return path

@@ -22,7 +22,7 @@ def http_params(params_data, urls, tmp_path, **changes):
     http = dict(params_data["generate"]["http"], endpoints=[dict(base_url=u, concurrency=8) for u in urls],
                 timeout=0.5, max_retries=8, backoff_initial=0.005, backoff_max=0.05)
     http |= changes.pop("http", {})
-    return GenerateParams.model_validate(dict(params_data["generate"], backend="http", model="loopback-model",
+    return GenerateParams.model_validate(dict(params_data["generate"], backend="http", model="loopback",
                                               cache_dir=str(tmp_path / "cache"), http=http) | changes)
 
 
@@ -169,3 +169,20 @@ def test_loopback_with_capacity_queues_requests_beyond_it(loopback):
     unlimited, _, _ = loopback(name="unlimited", latency=0.4)
     assert elapsed(limited) >= 3 * 0.4 - 0.05
     assert elapsed(unlimited) < 2 * 0.4
+
+
+def test_a_model_the_server_does_not_list_stops_before_any_request(loopback, params_data, tmp_path):
+    url, log, _ = loopback()
+    backend = get_backend(http_params(params_data, [url], tmp_path, model="qwen2.5-7b-instruct"))
+    with pytest.raises(HiwarError, match=r"generate\.model: 'qwen2\.5-7b-instruct' is not served at .* loopback"):
+        backend.generate([Request("سؤال", seed=1)], lambda i, r: None)
+    assert not log.exists() or served(log) == []
+
+
+def test_no_server_at_any_endpoint_is_one_line_naming_the_urls(params_data, tmp_path):
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    backend = get_backend(http_params(params_data, [url], tmp_path), section="judge")
+    with pytest.raises(HiwarError, match=rf"judge\.http\.endpoints: no server answers at {url}"):
+        backend.generate([Request("سؤال", seed=1)], lambda i, r: None)

@@ -131,7 +131,7 @@ def scratch_project(path, params_data, bundled, url, **judge):
     params = json.loads(json.dumps(params_data))
     http = dict(params["judge"]["http"], endpoints=[dict(base_url=url, concurrency=8)], timeout=5.0, max_retries=6,
                 backoff_initial=0.01, backoff_max=0.05, cooldown=0.05)
-    params["judge"].update(dict(backend="http", model="loopback-judge", http=http, min_score=3, parse_retries=2,
+    params["judge"].update(dict(backend="http", model="loopback", http=http, min_score=3, parse_retries=2,
                                 max_failure_rate=0.2) | judge)
     (path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     conversations = pd.DataFrame([{"conversation_id": f"c{i:03d}", "cell_id": f"{c['topic']}-{c['country']}",

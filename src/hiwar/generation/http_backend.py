@@ -7,6 +7,11 @@ the least wait. An endpoint that fails `eject_after` times in a row leaves the r
 seconds, then gets a single probe request before it takes full load again; requests that failed there are
 retried elsewhere. The API key is read from the environment variable the params name and is scrubbed from
 every error message, so it can reach no file.
+
+Before the first request, each endpoint is asked which models it serves (GET /models). llama.cpp's server,
+like the loopback, answers a request for any model name with the one model it has, so a typo in `model`
+would file that model's answers under another name, in the data and in the cache: a listed endpoint that
+does not serve `model` stops the stage with one line. So does a set of endpoints none of which answers.
 """
 
 from __future__ import annotations
@@ -119,6 +124,25 @@ def backoff_delay(attempt: int, initial: float, cap: float, retry_after: float |
     return max(step * rng.uniform(0.5, 1.0), retry_after or 0.0)
 
 
+def served_models(url: str, key: str | None, timeout: float) -> list[str] | None:
+    """The model names GET url/models lists, or None when the server lists none (no such route, another
+    shape). Raises OSError when nothing answers at url."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/models", headers=headers), timeout=timeout) as r:
+            listed = json.loads(r.read()).get("data")
+    except urllib.error.HTTPError:  # 404, 401 ...: the requests themselves will say what is wrong
+        return None
+    except ValueError:
+        return None
+    if not isinstance(listed, list):
+        return None
+    return [str(m.get("id")) for m in listed if isinstance(m, dict) and m.get("id")]
+
+
 class HttpBackend(Backend):
     in_process = False  # the servers compute; this process only keeps `concurrency` requests open per endpoint
 
@@ -131,11 +155,33 @@ class HttpBackend(Backend):
             if ep.api_key_env:
                 key = os.environ.get(ep.api_key_env)
                 if not key:
-                    raise HiwarError(f"params.yaml: generate.http.endpoints.{n}.api_key_env: environment variable "
+                    raise HiwarError(f"params.yaml: {self.section}.http.endpoints.{n}.api_key_env: environment variable "
                                      f"{ep.api_key_env} is not set (expected the API key in it)")
             self.endpoints.append(EndpointState(url=ep.base_url, limit=ep.concurrency, weight=ep.weight, key=key))
         self._secrets = [e.key for e in self.endpoints if e.key]
         self.pool = EndpointPool(self.endpoints, self.http.eject_after, self.http.cooldown)
+        self._checked = False
+
+    def check_servers(self) -> None:
+        """One line and no request when no endpoint answers, or when one lists its models and `model` is not
+        among them (Ollama lists `name:latest` for `name`). A server that lists nothing passes."""
+        if self._checked:
+            return
+        unreachable = []
+        for endpoint in self.endpoints:
+            try:
+                served = served_models(endpoint.url, endpoint.key, timeout=min(10.0, self.http.timeout))
+            except OSError as exc:
+                unreachable.append(f"{endpoint.url} ({getattr(exc, 'reason', exc)})")
+                continue
+            if served is not None and not any(self.params.model in (name, name.removesuffix(":latest"))
+                                              for name in served):
+                raise HiwarError(f"params.yaml: {self.section}.model: {self.params.model!r} is not served at "
+                                 f"{endpoint.url} (it serves: {', '.join(served) or 'nothing'})")
+        if len(unreachable) == len(self.endpoints):
+            raise HiwarError(f"params.yaml: {self.section}.http.endpoints: no server answers at "
+                             f"{'; '.join(unreachable)} (start it, e.g. `hiwar serve`, or fix base_url)")
+        self._checked = True
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -147,6 +193,7 @@ class HttpBackend(Backend):
 
     def generate(self, requests: list[Request], on_result: OnResult) -> None:
         if requests:
+            self.check_servers()
             asyncio.run(self._run(requests, on_result))
 
     async def _run(self, requests: list[Request], on_result: OnResult) -> None:

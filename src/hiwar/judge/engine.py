@@ -44,7 +44,7 @@ class Answer:
 def open_judge(params: JudgeParams) -> tuple[Backend, ResponseCache]:
     """The judge's model and cache. Its prompts are chat messages: the server's chat endpoint or the local
     model's own chat template wraps them."""
-    return get_backend(params), ResponseCache(params.cache_dir)
+    return get_backend(params, "judge"), ResponseCache(params.cache_dir)
 
 
 def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, cache: ResponseCache,
