@@ -1,4 +1,5 @@
-"""Stage `models`: train the tiny profile's stand-in generator and base models from the bundled conversations."""
+"""Stage `models`: train the tiny profile's stand-in generator and base models from the bundled conversations,
+and import the real models `models.imports` names from their GGUF files (the smollm2 profile)."""
 
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import click
 
 from hiwar.bundled import load_bundled
 from hiwar.io import atomic_path, write_json, write_run_facts
+from hiwar.models_import import gguf_source, import_gguf
 from hiwar.params import load_section
 from hiwar.stage import path_option, run_stage
 from hiwar.standins import GENERATOR_TOKENS, build_standin, dialogue_corpus, text_corpus
@@ -14,10 +16,12 @@ from hiwar.standins import GENERATOR_TOKENS, build_standin, dialogue_corpus, tex
 @click.command()
 @path_option("--bundled", "folder of the bundled conversations the stand-ins learn from")
 @path_option("--generators", "folder for the stand-in generators, one model folder each")
-@path_option("--bases", "folder for the stand-in base models, one model folder each")
+@path_option("--bases", "folder for the base models (stand-ins and imports), one model folder each")
 @path_option("--metrics", "final losses and sizes to write (JSON)")
 def main(bundled, generators, bases, metrics):
     params = load_section("models")
+    for folder in (generators, bases):  # both are outputs, even when a profile leaves one empty
+        Path(folder).mkdir(parents=True, exist_ok=True)
     corpus = load_bundled(bundled)
     jobs = [(Path(generators) / name, spec, dialogue_corpus(corpus, "tiny"), GENERATOR_TOKENS)
             for name, spec in params.generator.items()]
@@ -30,6 +34,8 @@ def main(bundled, generators, bases, metrics):
             tokenizer.save_pretrained(tmp)
         facts[out.name] = {"train_seconds": figures.pop("train_seconds")}
         report[out.name] = figures
+    for name, source in params.imports.items():
+        report[name] = import_gguf(gguf_source(source), Path(bases) / name)
     write_json(metrics, report)
     write_run_facts("models", facts)
 

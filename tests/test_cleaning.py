@@ -128,7 +128,7 @@ def test_a_cut_last_turn_is_seen_in_the_text_and_trimmed():
     assert looks_cut("ويمكنك أيضًا أن تضيف إلى", others) and looks_cut("أولًا، افحص التربة،", others)
     assert not looks_cut("اقطف القمم كل أسبوع تقريبًا.", others) and not looks_cut("تسلم", others)
     cut = GOOD + "\n[|Human|] وهل يحتاج إلى سماد؟\n[|AI|] نعم، سمده مرة في الشهر بسماد سائل مخفف، ثم"
-    messages, _, reasons, trimmed, _ = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
+    messages, _, reasons, trimmed, _, _ = decide({"raw_text": cut, "finish_reason": "stop"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
     # a trimmed conversation that is then rejected says `truncated` first, not that it duplicates its full twin
     kept, rejected, metrics = clean(raw_frame([GOOD, cut]), PARAMS)
@@ -295,7 +295,7 @@ def test_json_that_breaks_off_is_cut_and_its_cut_turn_dropped():
     assert parsed.cut and parsed.messages[-1]["content"].startswith("اقطف القمم")
     assert reasons_of(cut, "length") == ["truncated", "too_few_exchanges"]
     extra = JSON_TURNS[:-1] + ', {"role": "user", "content": "وهل'
-    messages, _, reasons, trimmed, _ = decide({"raw_text": extra, "finish_reason": "length"}, PARAMS)
+    messages, _, reasons, trimmed, _, _ = decide({"raw_text": extra, "finish_reason": "length"}, PARAMS)
     assert trimmed and reasons == [] and len(messages) == 4
     stray_comma = parse(JSON_TURNS[:-1] + ",]")  # whole, with a stray comma: nothing cut
     assert not stray_comma.cut and stray_comma.messages == parse_dialogue(GOOD)

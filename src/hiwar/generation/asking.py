@@ -1,7 +1,8 @@
 """The one path to a model, for generation and the judge alike: requests -> response cache or backend.
 
 A request's cache key hashes the model id and revision, the backend's Decoding, the prompt, whether it is a
-chat message, and its sample index; its sampling seed derives from that key (`plan`). So the same questions
+chat message, its sample index and the JSON schema its answer must follow (when one is sent); its sampling
+seed derives from that key (`plan`). So the same questions
 get the same keys and seeds on any machine, in any batch, in any order, and a rerun finds every answer in the
 cache. Local models run their batches on the stage's engine; servers are fanned out by the http backend.
 """
@@ -9,6 +10,7 @@ cache. Local models run their batches on the stage's engine; servers are fanned 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from functools import partial
@@ -21,11 +23,19 @@ from hiwar.generation.base import Backend, Request, Result
 from hiwar.generation.cache import ResponseCache, request_key
 
 
-def plan(backend: Backend, prompt: str, *, chat: bool, sample_index: int) -> tuple[str, int]:
-    """A request's cache key and its sampling seed: the one rule every stage that asks a model follows."""
-    key = request_key(model=backend.model_id, revision=backend.revision, decoding=backend.decoding.key_fields(),
-                      prompt=prompt, chat=chat, sample_index=sample_index)
-    return key, int(key[:15], 16)
+def plan(backend: Backend, prompt: str, *, chat: bool, sample_index: int,
+         schema: dict | None = None) -> tuple[str, Request]:
+    """A request and its cache key, the seed derived from the key: the one rule every stage that asks a model
+    follows. `schema` is sent only when the section's `structured` says how; it then joins the key, so a new
+    schema (or a new way of sending it) asks again, and free-text requests keep the keys they always had."""
+    decoding = backend.decoding.key_fields()
+    sent = json.dumps(schema, ensure_ascii=False, sort_keys=True) if schema and backend.decoding.structured != "none" \
+        else None
+    if sent:
+        decoding |= {"schema": sent, "structured": backend.decoding.structured}
+    key = request_key(model=backend.model_id, revision=backend.revision, decoding=decoding, prompt=prompt, chat=chat,
+                      sample_index=sample_index)
+    return key, Request(prompt=prompt, seed=int(key[:15], 16), chat=chat, schema=sent)
 
 
 class Progress:
@@ -57,20 +67,21 @@ def answer_all(backend: Backend, requests: list[Request]) -> list[Result]:
     return results
 
 
-def ask(items: list[tuple[str, str, int]], backend: Backend, cache: ResponseCache, chat: bool,
+def ask(planned: list[tuple[str, Request]], backend: Backend, cache: ResponseCache,
         desc: str = "generate") -> dict[str, Result]:
-    """Answer (request_key, prompt, seed) items through the cache and the backend: items whose key is cached
-    are not sent; every answer received is cached at once. Returns this run's results by key (failures
+    """Answer (request_key, request) pairs (from `plan`) through the cache and the backend: requests whose key is
+    cached are not sent; every answer received is cached at once. Returns this run's results by key (failures
     included). Shared by generation and the judge: one path to a model, one cache, one accounting."""
-    unique = list({key: (key, prompt, seed) for key, prompt, seed in items}.values())  # same key: asked once
-    missing = [item for item in unique if item[0] not in cache]
-    requests = [Request(prompt=prompt, seed=seed, chat=chat) for _, prompt, seed in missing]
+    unique = list(dict(planned).items())  # the same key is asked once
+    missing = [(key, request) for key, request in unique if key not in cache]
+    requests = [request for _, request in missing]
 
     fresh: dict[str, Result] = {}
     progress = Progress(len(requests), len(unique) - len(missing), desc)
 
     def on_result(index: int, result: Result) -> None:
-        key, prompt, _ = missing[index]
+        key, request = missing[index]
+        prompt = request.prompt
         if key in fresh:
             raise RuntimeError(f"backend answered request {index} twice")  # a backend bug: fail loudly
         fresh[key] = result

@@ -20,6 +20,7 @@ class Request:
     prompt: str  # the whole prompt, or with chat=True the user message the model's chat template wraps
     seed: int  # sampling seed of this request alone, whatever batch or server it lands in
     chat: bool = False
+    schema: str | None = None  # a JSON schema (as JSON text) the answer must follow, when the stage asks for one
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,12 @@ class Decoding:
     top_p: float
     stop: tuple[str, ...]
     seed: int
+    structured: str = "none"  # how a request's JSON schema reaches the server (none: it is not sent)
 
     @classmethod
     def of(cls, params: ModelCalls) -> Decoding:
-        return cls(params.max_new_tokens, params.temperature, params.top_p, tuple(params.stop), params.seed)
+        return cls(params.max_new_tokens, params.temperature, params.top_p, tuple(params.stop), params.seed,
+                   params.structured)
 
     def key_fields(self) -> dict:
         # Exactly what cache keys have always hashed (stop as a list): another shape would re-ask every answer.

@@ -15,7 +15,7 @@ from hiwar.generation import Backend
 from hiwar.generation.asking import ask, plan
 from hiwar.generation.cache import ResponseCache
 from hiwar.generation.grid import COLUMNS as GRID_COLUMNS
-from hiwar.generation.prompts import CHAT_TEMPLATE_NAME, format_dialogue, render_prompt
+from hiwar.generation.prompts import CHAT_TEMPLATE_NAME, dialogue_schema, format_dialogue, render_prompt
 from hiwar.params.generate import GenerateParams
 
 RAW_COLUMNS = ["generator", "revision", "template", "prompt", "prompt_hash", "request_key", "raw_text",
@@ -47,15 +47,17 @@ def render_row(row, params: GenerateParams, examples_from: list[dict]) -> str:
 
 def plan_requests(grid: pd.DataFrame, params: GenerateParams, examples_from: list[dict],
                   backend: Backend) -> pd.DataFrame:
-    """The grid with each row's prompt (and its short hash), cache key and sampling seed."""
+    """The grid with each row's prompt (and its short hash), cache key, sampling seed and request. With
+    `generate.structured` the answer's shape is a JSON schema holding exactly the row's number of exchanges."""
     chat = params.template == CHAT_TEMPLATE_NAME
     planned = grid.copy()
     planned["prompt"] = [render_row(row, params, examples_from) for row in grid.itertuples()]
     planned["prompt_hash"] = [hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for p in planned["prompt"]]
-    keys = [plan(backend, prompt, chat=chat, sample_index=int(index))
-            for prompt, index in zip(planned["prompt"], grid["sample_index"])]
-    planned["request_key"] = [key for key, _ in keys]
-    planned["request_seed"] = [seed for _, seed in keys]
+    pairs = [plan(backend, prompt, chat=chat, sample_index=int(index), schema=dialogue_schema(int(exchanges)))
+             for prompt, index, exchanges in zip(planned["prompt"], grid["sample_index"], grid["exchanges"])]
+    planned["request_key"] = [key for key, _ in pairs]
+    planned["request_seed"] = [request.seed for _, request in pairs]
+    planned["request"] = [request for _, request in pairs]
     return planned
 
 
@@ -64,9 +66,7 @@ def generate(grid: pd.DataFrame, backend: Backend, params: GenerateParams, examp
     """Raw rows in grid order, and per-row accounting (cache hit, attempts, empty answers) for the
     metrics. Run-specific facts stay out of the raw rows, so a resumed run writes the same rows."""
     planned = plan_requests(grid, params, examples_from, backend)
-    chat = params.template == CHAT_TEMPLATE_NAME
-    items = list(zip(planned["request_key"], planned["prompt"], planned["request_seed"]))
-    fresh = ask(items, backend, cache, chat)
+    fresh = ask(list(zip(planned["request_key"], planned["request"])), backend, cache)
     return _assemble(planned, fresh, cache, backend, params)
 
 

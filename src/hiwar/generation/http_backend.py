@@ -124,6 +124,18 @@ def backoff_delay(attempt: int, initial: float, cap: float, retry_after: float |
     return max(step * rng.uniform(0.5, 1.0), retry_after or 0.0)
 
 
+def structured_body(schema: dict, dialect: str) -> dict:
+    """The request fields that ask a server for an answer following `schema`, in its dialect."""
+    if dialect == "json_schema":  # OpenAI: vLLM, the llama.cpp C++ server, TGI's OpenAI route, hosted APIs
+        return {"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema,
+                                                                             "strict": True}}}
+    if dialect == "llama_cpp":  # llama-cpp-python's server turns the schema into a grammar
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if dialect == "ollama":
+        return {"format": schema}
+    raise ValueError(f"unknown structured dialect {dialect!r}")
+
+
 def served_models(url: str, key: str | None, timeout: float) -> list[str] | None:
     """The model names GET url/models lists, or None when the server lists none (no such route, another
     shape). Raises OSError when nothing answers at url."""
@@ -239,6 +251,8 @@ class HttpBackend(Backend):
                 "seed": request.seed, "n": 1}
         if p.stop:
             body["stop"] = list(p.stop)
+        if request.schema:
+            body.update(structured_body(json.loads(request.schema), p.structured))
         if request.chat:
             url, body["messages"] = f"{endpoint.url}/chat/completions", [{"role": "user", "content": request.prompt}]
         else:
@@ -257,6 +271,11 @@ class HttpBackend(Backend):
         snippet = raw[:200].decode("utf-8", "replace").replace("\n", " ")
         if status == 429:
             raise AttemptError(f"HTTP 429: {snippet}", endpoint_fault=False, retry_after=retry_after)
+        if status >= 500 and request.schema and b"response_format" in raw:
+            # llama-cpp-python answers a response_format it does not know with 500: no retry can help
+            raise AttemptError(f"HTTP {status}: {snippet} (the server refused the JSON schema's form: try "
+                               f"{self.section}.structured: llama_cpp or json_schema)", retryable=False,
+                               endpoint_fault=False)
         if status >= 500 or status == 408:
             raise AttemptError(f"HTTP {status}: {snippet}", retry_after=retry_after)
         if status >= 400:  # our request is wrong (bad model name, bad key): retrying cannot help

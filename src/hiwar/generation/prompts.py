@@ -59,3 +59,14 @@ def format_dialogue(messages: list[dict]) -> str:
     """A conversation as generators write it: one labelled line per turn."""
     label = {"user": HUMAN, "assistant": AI}
     return "\n".join(f"{label[m['role']]} {m['content'].strip()}" for m in messages if m["role"] in label)
+
+
+def dialogue_schema(exchanges: int, max_chars: int | None = None) -> dict:
+    """The JSON schema of a structured dialogue (generate.structured): exactly `exchanges` user/assistant pairs,
+    {"exchanges": [{"user": ..., "assistant": ...}, ...]}, each turn at most `max_chars` long if given. The
+    cleaner reads this shape directly."""
+    text = {"type": "string", "minLength": 1} | ({"maxLength": max_chars} if max_chars else {})
+    turn = {"type": "object", "properties": {"user": text, "assistant": text},
+            "required": ["user", "assistant"], "additionalProperties": False}
+    return {"type": "object", "additionalProperties": False, "required": ["exchanges"],
+            "properties": {"exchanges": {"type": "array", "items": turn, "minItems": exchanges, "maxItems": exchanges}}}

@@ -14,6 +14,7 @@ import torch
 
 from hiwar.errors import HiwarError
 from hiwar.generation.base import Backend, OnResult, Request, Result
+from hiwar.generation.constrained import SchemaConstraint
 from hiwar.io import is_local_path, require_path
 
 
@@ -120,9 +121,13 @@ class TransformersBackend(Backend):
             # A rendered chat template already holds the special tokens it needs (BOS among them).
             enc = self.tokenizer([self._prompt_text(r) for r in batch], return_tensors="pt", padding=True,
                                  add_special_tokens=not batch[0].chat)
-            sampling = {}
+            sampling, processors = {}, []
+            if any(r.schema for r in batch):  # held to a JSON schema before the sampler draws
+                processors.append(SchemaConstraint(self.tokenizer, [r.schema for r in batch], enc["input_ids"].shape[1]))
             if p.temperature > 0:
-                sampling["logits_processor"] = [SeededSampler([r.seed for r in batch], p.temperature, p.top_p)]
+                processors.append(SeededSampler([r.seed for r in batch], p.temperature, p.top_p))
+            if processors:
+                sampling["logits_processor"] = processors
             if p.stop:
                 sampling.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
             out = self.model.generate(

@@ -9,6 +9,21 @@ from hiwar.errors import HiwarError
 from hiwar.generation.base import Backend, OnResult, Request, Result
 
 
+def structured(schema: str | None) -> dict:
+    """vLLM's own constrained decoding of a request's JSON schema: `structured_outputs` from vLLM 0.11,
+    `guided_decoding` before (written for both; no GPU here to run either)."""
+    if not schema:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(json=schema)}
+
+
 class VllmBackend(Backend):
     def __init__(self, params):
         super().__init__(params)
@@ -31,7 +46,7 @@ class VllmBackend(Backend):
         for start in range(0, len(requests), size):
             chunk = requests[start:start + size]
             sampling = [SamplingParams(temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens,
-                                       stop=list(p.stop) or None, seed=r.seed) for r in chunk]
+                                       stop=list(p.stop) or None, seed=r.seed, **structured(r.schema)) for r in chunk]
             if chunk[0].chat:
                 outputs = self.llm.chat([[{"role": "user", "content": r.prompt}] for r in chunk], sampling,
                                         use_tqdm=False)

@@ -12,7 +12,7 @@ import pandas as pd
 from hiwar.agreement import cohen_kappa_quadratic, krippendorff_alpha_interval
 from hiwar.errors import HiwarError
 from hiwar.judge.engine import Answer, Task
-from hiwar.judge.rubric import Prompts
+from hiwar.judge.rubric import Prompts, score_schema
 
 JUDGE = "judge"
 
@@ -27,7 +27,7 @@ def rating_tasks(key: pd.DataFrame, replies: pd.DataFrame, prompts: Prompts, cri
         if found is None:
             raise HiwarError(f"ratings/key.csv: item {row.item} ({row.model} {row.kind}, turn {row.turn}) is not in "
                              "data/eval/replies.parquet (expected a key exported from these replies: `hiwar rate export`)")
-        tasks.append(Task(row.item, prompts.reply(list(found[0]), found[1], criteria)))
+        tasks.append(Task(row.item, prompts.reply(list(found[0]), found[1], criteria), score_schema(criteria)))
     return tasks
 
 

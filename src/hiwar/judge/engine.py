@@ -28,6 +28,7 @@ from hiwar.params.judge import JudgeParams
 class Task:
     id: str
     prompt: str
+    schema: dict | None = None  # the answer's JSON schema, sent when judge.structured says how
 
 
 @dataclass
@@ -49,7 +50,9 @@ def open_judge(params: JudgeParams) -> tuple[Backend, ResponseCache]:
 
 def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, cache: ResponseCache,
               params: JudgeParams, desc: str = "judge") -> tuple[list[Answer], dict]:
-    """One Answer per task, in task order, and this run's accounting (sent, cache hits, malformed answers)."""
+    """One Answer per task, in task order, and the accounting: sent, cache hits and retries (this run's), and
+    malformed answers, of which off_schema_answers came back outside the schema they were sent with (these two
+    are read from every answer, cached or not, so a rerun gives the same)."""
     answers = {t.id: Answer(t.id) for t in tasks}
     if len(answers) != len(tasks):
         raise ValueError("task ids must be unique")
@@ -57,10 +60,9 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
     for attempt in range(params.parse_retries + 1):
         if not pending:
             break
-        planned = [plan(backend, t.prompt, chat=True, sample_index=attempt) for t in pending]
-        keys = [key for key, _ in planned]
-        items = [(key, t.prompt, seed) for (key, seed), t in zip(planned, pending)]
-        fresh = ask(items, backend, cache, chat=True, desc=f"{desc} (try {attempt + 1})")
+        planned = [plan(backend, t.prompt, chat=True, sample_index=attempt, schema=t.schema) for t in pending]
+        keys, sent = [key for key, _ in planned], dict(planned)
+        fresh = ask(planned, backend, cache, desc=f"{desc} (try {attempt + 1})")
         facts["sent"] += len(fresh)
         facts["cache_hits"] += len(set(keys)) - len(fresh)
         facts["retries"] += sum(r.attempts - 1 for r in fresh.values())
@@ -76,10 +78,13 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
                 answer.value, answer.status, answer.error = parse(record["text"]), "judged", None
             except Malformed as exc:
                 answer.malformed += 1
+                # the server was given the schema and answered outside it (it ignored the field, or drifted)
+                facts["off_schema_answers"] += sent[key].schema is not None
                 answer.status, answer.error = "malformed", f"malformed: {exc}"
                 retry.append(task)
         pending = retry
     facts["malformed_answers"] = sum(a.malformed for a in answers.values())
+    facts["off_schema_answers"] = facts["off_schema_answers"]  # 0 too: the same on a rerun from the cache
     return [answers[t.id] for t in tasks], dict(facts)
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from hiwar.pairwise import win_tie_loss
 from hiwar.stats import bootstrap_ci
 from hiwar.judge.engine import Answer, Task
-from hiwar.judge.rubric import Prompts
+from hiwar.judge.rubric import Prompts, verdict_schema
 
 REPLY_COLUMNS = ["turn", "conversation_id", "topic", "history", "model", "kind", "reply"]
 
@@ -46,10 +46,10 @@ def pair_items(replies: pd.DataFrame) -> pd.DataFrame:
 
 def pairwise_tasks(items: pd.DataFrame, prompts: Prompts, criteria: list[str]) -> list[Task]:
     """Two requests per item: model_a's reply shown first ("ab"), then second ("ba")."""
-    tasks = []
+    tasks, schema = [], verdict_schema()
     for row in items.itertuples():
-        tasks.append(Task(f"{row.item}|ab", prompts.pairwise(row.history, row.reply_a, row.reply_b, criteria)))
-        tasks.append(Task(f"{row.item}|ba", prompts.pairwise(row.history, row.reply_b, row.reply_a, criteria)))
+        tasks.append(Task(f"{row.item}|ab", prompts.pairwise(row.history, row.reply_a, row.reply_b, criteria), schema))
+        tasks.append(Task(f"{row.item}|ba", prompts.pairwise(row.history, row.reply_b, row.reply_a, criteria), schema))
     return tasks
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-from hiwar.judge.rubric import SCALE
-
-VERDICTS = ("A", "B", "tie")
+from hiwar.judge.rubric import SCALE, VERDICTS
 
 
 class Malformed(ValueError):

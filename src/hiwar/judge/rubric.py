@@ -16,6 +16,7 @@ import yaml
 from hiwar.errors import HiwarError
 
 SCALE = (1, 5)
+VERDICTS = ("A", "B", "tie")  # a pairwise answer: the first reply, the second, or neither
 LABELS = {"ar": {"user": "المستخدم", "assistant": "المساعد", "system": "النظام"},
           "en": {"user": "User", "assistant": "Assistant", "system": "System"}}
 
@@ -51,6 +52,20 @@ def _macros(template: str, language: str):
 def schema(criteria: list[str]) -> str:
     """The answer format line, e.g. {"fluency": <1-5>, "safety": <1-5>}."""
     return "{" + ", ".join(f"{json.dumps(c)}: <{SCALE[0]}-{SCALE[1]}>" for c in criteria) + "}"
+
+
+def score_schema(criteria: list[str]) -> dict:
+    """The JSON schema of a score answer: every criterion an `enum` of the scale's integers (llama.cpp's
+    grammar ignores minimum and maximum), and no other key."""
+    score = {"type": "integer", "enum": list(range(SCALE[0], SCALE[1] + 1))}
+    return {"type": "object", "properties": {c: score for c in criteria}, "required": list(criteria),
+            "additionalProperties": False}
+
+
+def verdict_schema() -> dict:
+    """The JSON schema of a pairwise verdict: exactly {"winner": "A" | "B" | "tie"}."""
+    return {"type": "object", "properties": {"winner": {"type": "string", "enum": list(VERDICTS)}},
+            "required": ["winner"], "additionalProperties": False}
 
 
 def format_messages(messages: list[dict], language: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hiwar.judge.engine import Answer, Task
-from hiwar.judge.rubric import Prompts
+from hiwar.judge.rubric import Prompts, score_schema
 
 REASON = "judge_below_min_score"
 ID_COLUMNS = ["conversation_id", "topic", "country"]
@@ -23,9 +23,11 @@ def conversation_tasks(conversations: pd.DataFrame, topics: pd.DataFrame, countr
                        prompts: Prompts, criteria: list[str]) -> list[Task]:
     """One request per conversation, naming its topic and country in the prompt's language."""
     name = "name_ar" if prompts.language == "ar" else "name_en"
+    schema = score_schema(criteria)
     return [Task(row.conversation_id, prompts.conversation(
                 list(row.messages), topics.loc[row.topic, name] if row.topic in topics.index else row.topic,
-                countries.loc[row.country, name] if row.country in countries.index else row.country, criteria))
+                countries.loc[row.country, name] if row.country in countries.index else row.country, criteria),
+                 schema)
             for row in conversations.itertuples()]
 
 
@@ -75,7 +77,7 @@ def _distribution(scores: pd.DataFrame, criteria: list[str]) -> dict:
 
 
 def score_metrics(scores: pd.DataFrame, criteria: list[str], kept: pd.DataFrame, rejected: pd.DataFrame,
-                  min_score: int | None, judge: str) -> dict:
+                  min_score: int | None, judge: str, off_schema: int = 0) -> dict:
     """metrics/judge.json: counts that add up (judged + failed == conversations; kept + rejected ==
     conversations) and the score distribution per criterion. Per topic and country: plot files."""
     status = scores["status"].value_counts()
@@ -85,6 +87,7 @@ def score_metrics(scores: pd.DataFrame, criteria: list[str], kept: pd.DataFrame,
         "conversations": int(len(scores)), "judged": int(status.get("judged", 0)),
         "failed": sum(failed.values()), "failures": failed,
         "malformed_answers": int(scores["malformed_answers"].sum()),
+        "off_schema_answers": int(off_schema),  # malformed although the schema was sent: the server ignored it
         "scores": _distribution(scores, criteria),
         "gate": {"min_score": min_score, "kept": int(len(kept)), "rejected": int(len(rejected)),
                  "kept_unjudged": int((~scores["status"].eq("judged")).sum()) if min_score is not None else 0},

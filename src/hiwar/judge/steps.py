@@ -47,7 +47,8 @@ def score(params: JudgeParams, conversations: pd.DataFrame, raw_text: dict[str, 
     _check(answers, params)
     scores = scoring.score_table(conversations, answers, params.criteria)
     kept, rejected = scoring.gate(conversations, scores, params.min_score, raw_text)
-    metrics = scoring.score_metrics(scores, params.criteria, kept, rejected, params.min_score, backend.model_id)
+    metrics = scoring.score_metrics(scores, params.criteria, kept, rejected, params.min_score, backend.model_id,
+                                    facts["off_schema_answers"])
     facts |= {"wall_seconds": round(time.perf_counter() - started, 2), "per_endpoint": backend.endpoint_stats()}
     return dict(scores=scores, kept=kept, rejected=rejected, metrics=metrics,
                 per_topic=scoring.per_group(scores, params.criteria, "topic"),
@@ -87,5 +88,6 @@ def compare(params: JudgeParams, replies: pd.DataFrame | None, key: pd.DataFrame
     else:
         metrics["agreement"] = "not compared (judge.rate_items is off or there is no ratings/key.csv)"
     _check(answers, params)
+    metrics["off_schema_answers"] = sum(part.get("off_schema_answers", 0) for part in facts.values())
     facts |= {"wall_seconds": round(time.perf_counter() - started, 2), "per_endpoint": backend.endpoint_stats()}
     return dict(metrics=metrics, verdicts=verdicts, facts=facts)

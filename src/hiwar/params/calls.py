@@ -3,6 +3,8 @@ decoding, cache, servers)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from hiwar.params.base import Section
@@ -47,6 +49,10 @@ class ModelCalls(Section):
     top_p: float = Field(gt=0, le=1)
     stop: list[str]
     seed: int
+    # Answers constrained to a JSON schema, in the form the server reads (docs/judge.md): json_schema is OpenAI's
+    # response_format (vLLM, the llama.cpp C++ server, hosted APIs); llama_cpp is {"type": "json_object", "schema"}
+    # (llama-cpp-python's server); ollama is Ollama's `format`; none sends no schema (free text).
+    structured: Literal["none", "json_schema", "llama_cpp", "ollama"] = "none"
     cache_dir: str  # content-addressed response cache, outside the stage's outs
     max_failure_rate: float = Field(ge=0, le=1)
     http: HttpParams

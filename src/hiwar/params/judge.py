@@ -19,6 +19,7 @@ class JudgeParams(ModelCalls):
     pairwise: bool  # compare the evaluated models' replies pairwise (both orders)
     rate_items: bool  # score the blinded human-rating items, for judge-vs-human agreement
     bootstrap: int = Field(ge=10)
+    structured: Literal["none", "json_schema", "llama_cpp", "ollama"] = "json_schema"  # the rubric as a schema
 
 
 SECTION = JudgeParams

