@@ -184,3 +184,21 @@ def test_changing_the_quota_reruns_only_top_up_and_what_follows():
         rerun |= more
     assert {"models", "grid", "generate", "clean", "judge", "rating"}.isdisjoint(rerun)
     assert {"topup", "split", "quality", "card", "evaluate"} <= rerun
+
+
+def test_the_report_and_the_card_state_the_shortfall_plainly(setting):
+    from types import SimpleNamespace
+
+    from hiwar.cards.findings import topup as card_line
+    from hiwar.evaluation.report import topup_section
+
+    _, _, figures, _ = top_up(setting)
+    text = "\n".join(topup_section(figures))
+    assert "**Shortfall: 2 cells are still below quota** (6 conversations missing)" in text
+    assert "unparseable" in text and "Cells at quota: 0 -> 4 of 6" in text
+    assert text.count("\n| ") == 2 + len(figures["rounds"])  # header, separator, one row per round
+    line = card_line(SimpleNamespace(topup=figures))
+    assert "2 cells are still below quota (6 conversations missing" in line and "unparseable" in line
+    off = top_up(setting, quota=0)[2]
+    assert "Off (topup.quota 0" in "\n".join(topup_section(off)) and "No top-up rounds" in card_line(SimpleNamespace(topup=off))
+    assert topup_section({}) == [] and card_line(SimpleNamespace(topup=None)) == ""
