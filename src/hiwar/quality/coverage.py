@@ -63,7 +63,8 @@ def heatmap(cells: pd.DataFrame, path: Path) -> None:
         panels = [("kept_before", "Kept after the first round (before top-up)"), ("kept", "Kept after top-up")]
     grids = [cells.pivot(index="topic", columns="country", values=column) for column, _ in panels]
     width, height = max(6, 0.12 * grids[0].shape[1] + 3), max(4, 0.12 * grids[0].shape[0] + 2)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False,
+                             layout="constrained")
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # white: cells the grid never asked for
     top = max(float(np.nanmax(g.to_numpy(dtype=float))) if g.size else 0.0 for g in grids) or 1.0
     small = 5 if max(grids[0].shape) > 60 else 7

@@ -22,7 +22,7 @@ CELL_COLUMNS = ["cell_id", "topic", "country", "first_requests", "first_kept", "
                 "topup_kept", "requests", "kept", "rounds", "keep_rate", "status", "why", "reasons"]
 
 
-def round_figures(round_no: int, raw: pd.DataFrame, accounting: pd.DataFrame, rejected: list[dict], kept: int,
+def round_figures(round_no: int, raw: pd.DataFrame, rejected: list[dict], kept: int,
                   short_before: int, cells_asked: int, given_up: int, short_after: int) -> dict:
     """One round's figures for metrics: the same whether its answers came from the backend or the cache (how
     many were sent is a run fact, logged apart)."""

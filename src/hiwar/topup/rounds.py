@@ -23,8 +23,6 @@ from hiwar.params.topup import TopupParams
 from hiwar.topup.accounts import round_figures
 from hiwar.topup.allocate import allocate, keep_rates
 
-CELL = ["cell_id", "topic", "country"]
-
 
 @dataclass
 class Rounds:
@@ -131,7 +129,7 @@ def _loop(out: Rounds, grid, kept, backend, generate_params, params, clean_param
         out.raw.append(raw)
         out.kept += round_kept
         out.rejected += round_rejected
-        out.rounds.append(round_figures(round_no, raw, accounting, round_rejected, len(round_kept), short_before,
+        out.rounds.append(round_figures(round_no, raw, round_rejected, len(round_kept), short_before,
                                         int((asked > 0).sum()), int(given_up.sum()),
                                         int((cells["kept"] < params.quota).sum())))
     else:
