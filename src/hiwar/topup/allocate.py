@@ -2,8 +2,8 @@
 
 A cell's keep rate is estimated from what survived cleaning so far, shrunk towards its topic's rate, and a
 topic's towards the whole grid's (`prior_weight` pseudo-requests each: a cell has seen 1 to 4 requests, too
-few to judge alone). A cell missing d conversations at an estimated keep rate p needs ceil(d / p) requests,
-at most `max_per_cell` in one round. A cell whose estimate is below `min_keep_rate` is given up: asking it
+few to judge alone). A cell missing d conversations at an estimated keep rate p is asked d / p requests,
+rounded to the nearest (see `expected`), at most `max_per_cell` in one round. A cell whose estimate is below `min_keep_rate` is given up: asking it
 again would spend the budget where it is least likely to buy anything.
 
 The budget is dealt out one missing conversation at a time: first the requests that buy every short cell its
@@ -30,6 +30,13 @@ def keep_rates(cells: pd.DataFrame, prior_weight: float) -> pd.Series:
     return rate.fillna(0.0)  # a cell never asked, with no prior: nothing known, nothing spent on it
 
 
+def expected(k: int, rate: float) -> int:
+    """Requests for k kept conversations at `rate`: k / rate rounded to the nearest (at least 1 for k >= 1).
+    Not rounded up: at rate 0.95, ceil(1 / 0.95) = 2 would ask twice for nearly every conversation; a cell
+    left one short by the rounding gets it in the next round."""
+    return 0 if k <= 0 else max(1, math.floor(k / rate + 0.5))
+
+
 def allocate(cells: pd.DataFrame, quota: int, budget: int, max_per_cell: int, min_keep_rate: float,
              prior_weight: float) -> tuple[pd.Series, pd.Series]:
     """(requests per cell for this round, the short cells given up), both indexed like `cells`. The requests
@@ -42,8 +49,8 @@ def allocate(cells: pd.DataFrame, quota: int, budget: int, max_per_cell: int, mi
     left = budget
     for k in range(1, int(deficit.max()) + 1 if len(cells) else 1):
         # requests that buy each cell's k-th missing conversation at its rate, beyond those for the first k - 1
-        steps = {c: min(math.ceil(k / rate[c] - 1e-9) - math.ceil((k - 1) / rate[c] - 1e-9),
-                        max_per_cell - int(asked[c])) for c in open_cells if deficit[c] >= k}
+        steps = {c: min(expected(k, rate[c]) - expected(k - 1, rate[c]), max_per_cell - int(asked[c]))
+                 for c in open_cells if deficit[c] >= k}
         steps = {c: n for c, n in steps.items() if n > 0}
         if sum(steps.values()) <= left:
             for cell, n in steps.items():
