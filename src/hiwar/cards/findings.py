@@ -138,7 +138,8 @@ def biases(f: Facts) -> list[str]:
         f"kept none ({some(cv['topic_none_kept'])}); {len(cv['country_none_kept'])} of {cv['country_requested']} "
         f"countries kept none ({some(cv['country_none_kept'])}). Kept conversations are unequal across topics "
         f"(Gini {cov['gini_topic']}) and countries (Gini {cov['gini_country']}).",
-        f"Selection by cleaning: {f.clean['kept']} of {f.clean['input']} generations kept "
+        *([topup(f)] if topup(f) else []),
+        f"Selection by cleaning: {f.clean['kept']} of {f.clean['input']} first-round generations kept "
         f"({share(f.clean['kept_fraction'])}); the kept share per topic ranges from "
         f"{share(cv['topic_kept_rate']['min'])} to {share(cv['topic_kept_rate']['max'])} and per country from "
         f"{share(cv['country_kept_rate']['min'])} to {share(cv['country_kept_rate']['max'])}: what the generator "
