@@ -23,11 +23,14 @@ from hiwar.stage import path_option, run_stage
 @path_option("--clean-metrics", "stage clean's metrics (JSON)")
 @path_option("--split-metrics", "stage split's metrics (JSON)")
 @path_option("--quality-metrics", "stage quality's metrics (JSON)")
+@path_option("--topup-metrics", "stage topup's metrics (JSON)")
 @path_option("--metrics", "the card stage's figures to write: rows, bytes, script shares, the personal-data scan")
-def main(split, grid, cells, generators, generate_metrics, clean_metrics, split_metrics, quality_metrics, metrics):
+def main(split, grid, cells, generators, generate_metrics, clean_metrics, split_metrics, quality_metrics, topup_metrics,
+         metrics):
     inputs = Inputs(split=Path(split), grid=Path(grid), cells=Path(cells), generators=Path(generators),
                     generate_metrics=Path(generate_metrics), clean_metrics=Path(clean_metrics),
-                    split_metrics=Path(split_metrics), quality_metrics=Path(quality_metrics))
+                    split_metrics=Path(split_metrics), quality_metrics=Path(quality_metrics),
+                    topup_metrics=Path(topup_metrics))
     params = Params(load_section("card"), load_section("generate"), load_section("clean"), load_section("split"),
                     load_section("quality"))
     figures = write_cards(inputs, params, split, engine.current().batch_rows)

@@ -1,5 +1,5 @@
 """Stage `split`: leak-free, topic-stratified train/validation/test in the `messages` format, plus a card.
-Streams the clean Parquet file in batches; an independent leak check moves leaking conversations to train."""
+Streams the clean stage's kept file, then the top-up stage's, in batches; an independent leak check moves leaking conversations to train."""
 
 import click
 
@@ -12,10 +12,11 @@ from hiwar.stage import path_option, run_stage
 
 @click.command()
 @path_option("--clean", "kept conversations to split (Parquet)")
+@path_option("--topup", "the top-up stage's kept conversations, split with them (Parquet)")
 @path_option("--out", "folder for train, validation and test (Parquet) and the dataset card")
 @path_option("--metrics", "split sizes and leak counts to write (JSON)")
-def main(clean, out, metrics):
-    figures = split_file(clean, out, load_section("split"), hasher_for(load_section("clean")), progress=True)
+def main(clean, topup, out, metrics):
+    figures = split_file([clean, topup], out, load_section("split"), hasher_for(load_section("clean")), progress=True)
     write_json(metrics, figures)
     moved = figures["independent_leaks"]["moved_to_train"]
     print(f"split: {figures['conversations']}; grouping leaks: {figures['cells_in_several_splits']} cells, "

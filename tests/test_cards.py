@@ -78,6 +78,13 @@ def write_inputs(root: Path, rows: pd.DataFrame, sizes=SIZES, rejected: int = 8)
                     "contamination": {"test": {"texts": sizes["test"], "train_conversations_8gram": 0,
                                                "train_conversations_13gram": 0},
                                       "eval_files": {}, "train_removed": 0}},
+        "topup": {"status": "on", "quota": 1, "max_rounds": 2, "budget": 0.5, "first_round_requests": len(grid),
+                  "budget_requests": len(grid) // 2, "rounds_run": 1, "stopped": "budget_spent", "extra_requests": 3,
+                  "extra_share": 0.1, "failed": 0, "tokens_in": 30, "tokens_out": 300, "kept": 0, "rejected": 3,
+                  "cells": len(cells), "cells_at_quota": {"before": 3, "after": 3},
+                  "cells_with_kept": {"before": 3, "after": 3}, "kept_conversations": {"before": start, "after": start},
+                  "shortfall": {"cells": 1, "missing_conversations": 1, "why": {"budget_spent": 1},
+                                "first_reasons": {"truncated": 3}}, "rounds": []},
     }
     (root / "metrics").mkdir(exist_ok=True)
     for name, data in metrics.items():
@@ -94,7 +101,8 @@ def inputs(root: Path) -> Inputs:
     m = root / "metrics"
     return Inputs(split=root / "data/split", grid=root / "data/grid.parquet", cells=root / "data/quality/cells.csv",
                   generators=root / "models/generator", generate_metrics=m / "generate.json",
-                  clean_metrics=m / "clean.json", split_metrics=m / "split.json", quality_metrics=m / "quality.json")
+                  clean_metrics=m / "clean.json", split_metrics=m / "split.json", quality_metrics=m / "quality.json",
+                  topup_metrics=m / "topup.json")
 
 
 def cards(root: Path) -> dict:

@@ -23,6 +23,10 @@ LAYERS = {
               {"generation", "generation.asking", "generation.cache"}),
     "quality": ({"arabic", "engine", "errors", "io", "params", "paths"}, set()),
     "compare": ({"errors", "io", "paths", "remote"}, set()),
+    # top-up rounds ask the generator and clean its answers: the one room that drives both
+    "topup": ({"engine", "errors", "io", "params"},
+              {"cleaning", "generation", "generation.asking", "generation.cache", "generation.driver",
+               "generation.grid"}),
     # the card stage reads every stage's outputs, never their code (the prompt templates are read as files)
     "cards": ({"arabic", "errors", "io", "params"}, set()),
     # the top floor: one command group per concern, each reaching the room it drives

@@ -22,7 +22,7 @@ from hiwar.profiles import use
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["models", "grid", "generate", "clean", "split", "quality", "card", "finetune@tiny_arabiangpt",
+STAGES = ["models", "grid", "generate", "clean", "topup", "split", "quality", "card", "finetune@tiny_arabiangpt",
           "finetune@tiny_aragpt2", "evaluate", "rating", "judge", "judge-compare"]
 
 
@@ -88,6 +88,13 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
     assert "runtime" not in (path / "dvclive/tiny_aragpt2/metrics.json").read_text()
     clean = json.loads((path / "metrics/clean.json").read_text())
     assert clean["input"] == 120 == clean["kept"] + clean["rejected"]
+    # Top-up rounds: every extra request kept or rejected, within the budget, and the splits hold both stages' rows.
+    topup = json.loads((path / "metrics/topup.json").read_text())
+    assert topup["status"] == "on" and 0 < topup["extra_requests"] <= topup["budget_requests"] == 60
+    assert topup["kept"] + topup["rejected"] == topup["extra_requests"]
+    split = json.loads((path / "metrics/split.json").read_text())
+    assert sum(split["conversations"].values()) == clean["kept"] + topup["kept"]
+    assert (path / "metrics/topup_shortfall.csv").exists() and (path / "data/topup/cells.csv").exists()
     evaluate = json.loads((path / "metrics/evaluate.json").read_text())
     assert evaluate["test_conversations"] == 3 <= evaluate["test_conversations_total"]  # capped: says of how many
     for name in ("tiny_arabiangpt", "tiny_aragpt2"):
@@ -110,6 +117,7 @@ def test_first_repro_runs_every_stage_and_writes_every_output(repo):
     assert "report.md written" in report.stdout and (path / "reports/perplexity_per_turn.png").exists()
     assert "| tiny_aragpt2 | finetuned | lora |" in (path / "reports/report.md").read_text()
     assert "Dataset: not judged" in (path / "reports/report.md").read_text()
+    assert "## Top-up rounds" in (path / "reports/report.md").read_text()
 
 
 def test_second_repro_runs_nothing(repo):
@@ -271,18 +279,20 @@ def test_exp_run_with_a_stricter_near_dup_threshold_moves_the_quality_metrics(re
     # among the bundled ones, 0.10 at the 99th percentile. At 0.17 (counted from an estimate of 0.10, two
     # standard errors below) a few dozen of the most similar pairs count, so some conversations go.
     exp = sh(path, "dvc", "exp", "run", "-n", "near-dup-strict", "-S", "clean.near_dup_threshold=0.17")
-    assert {"clean", "split", "quality"} <= set(ran(exp.stdout))
+    assert {"clean", "topup", "split", "quality"} <= set(ran(exp.stdout))
     after = json.loads((path / "metrics/quality.json").read_text())
     clean = json.loads((path / "metrics/clean.json").read_text())
     assert clean["reasons"].get("near_duplicate", 0) > 0
     dropped = kept_before - clean["kept"]
-    assert dropped > 0 and before["conversations"] - after["conversations"] == dropped
+    # quality counts clean's kept rows and top-up's (which asked again for the cells that lost theirs)
+    topup = json.loads((path / "metrics/topup.json").read_text())
+    assert dropped > 0 and after["conversations"] == clean["kept"] + topup["kept"]
     # Fewer near-duplicates: more distinct word n-grams per word, no more shared openings, same requested cells.
     for n in (1, 2, 3):
         assert after["diversity"][f"distinct_{n}"] > before["diversity"][f"distinct_{n}"]
     assert after["diversity"]["shared_opening_share"] <= before["diversity"]["shared_opening_share"]
     assert after["coverage"]["cells_requested"] == before["coverage"]["cells_requested"]
-    assert after["coverage"]["cells_kept"] <= before["coverage"]["cells_kept"]
+    assert after["coverage"]["before_topup"]["cells_kept"] <= before["coverage"]["before_topup"]["cells_kept"]
     changed = json.loads(sh(path, "dvc", "metrics", "diff", "--json").stdout)
     assert "diversity.distinct_2" in changed["metrics/quality.json"]
 

@@ -30,6 +30,10 @@ def project(tmp_path, bundled):
     (tmp_path / "data/split").mkdir()
     frame.iloc[:30].to_parquet(tmp_path / "data/clean/conversations.parquet")
     frame.iloc[30:].assign(reasons=[["near_duplicate"]] * 10).to_parquet(tmp_path / "data/clean/rejected.parquet")
+    (tmp_path / "data/topup").mkdir()  # the top-up stage's: two more kept in the cells, one rejected
+    frame.iloc[:3].assign(conversation_id=["t0", "t1", "t2"], round=1).iloc[:2].to_parquet(tmp_path / "data/topup/kept.parquet")
+    frame.iloc[2:3].assign(conversation_id="t2", round=1, reasons=[["truncated"]]).to_parquet(
+        tmp_path / "data/topup/rejected.parquet")
     frame.iloc[:24].to_parquet(tmp_path / "data/split/train.parquet")
     frame.iloc[24:30].to_parquet(tmp_path / "data/split/test.parquet")
     return tmp_path
@@ -82,6 +86,10 @@ def test_the_stage_writes_metrics_plots_card_and_a_decontaminated_train(project)
     metrics = json.loads((project / "metrics/quality.json").read_text())
     assert list(metrics) == ["conversations", "diversity", "fidelity", "coverage", "variety", "contamination"]
     assert metrics["contamination"]["test"]["train_conversations_13gram"] == 1
+    # the top-up stage's two kept rows count, and coverage is given before top-up too
+    assert metrics["conversations"] == 32 and metrics["coverage"]["before_topup"]["cells_kept"] >= 1
+    cells = pd.read_csv(project / "data/quality/cells.csv", keep_default_na=False)
+    assert cells["kept"].sum() == 32 and cells["kept_before"].sum() == 30 and cells["requested"].sum() == 43
     assert metrics["contamination"]["eval_files"]["benchmark"]["train_conversations_13gram"] == 1
     removed = pd.read_parquet(project / "data/quality/removed.parquet")
     assert list(removed["conversation_id"]) == ["k000"]

@@ -19,8 +19,7 @@ from hiwar.profiles import use
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 SHRINK = {  # the profile as documented, on fewer and shorter conversations
-    "grid": {"conversations": 6},
-    "generate": {"max_new_tokens": 160},
+    "grid": {"conversations": 8},
     "evaluate": {"max_conversations": 2, "max_new_tokens": 16},
     "judge": {"max_new_tokens": 48},
 }
@@ -65,7 +64,7 @@ def repro_every_stage(project: Path) -> dict[str, float]:
 
 def check_outputs(project: Path) -> None:
     generated = json.loads((project / "metrics/generate.json").read_text())
-    assert generated["requested"] == 6 and generated["failed"] == 0
+    assert generated["requested"] == 8 and generated["failed"] == 0
     clean = json.loads((project / "metrics/clean.json").read_text())
     assert clean["kept"] > 0, clean["first_reasons"]
     assert (project / "models/finetuned/smollm2").is_dir()

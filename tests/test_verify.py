@@ -135,5 +135,5 @@ def test_a_fresh_build_of_head_reproduces_the_committed_lock_through_split(tmp_p
     done = hiwar(ROOT, "verify", "split", "--workdir", str(tmp_path / "rebuild"))
     report = "\n".join(line for line in done.stdout.splitlines() if not line.startswith(("train ", "Running")))
     assert done.returncode == 0, f"the rebuild differs from the committed dvc.lock:\n{report[-4000:]}\n{done.stderr[-2000:]}"
-    for stage in ("models", "grid", "generate", "clean", "split"):
+    for stage in ("models", "grid", "generate", "clean", "topup", "split"):
         assert f"ok  {stage}: identical" in done.stdout

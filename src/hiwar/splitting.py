@@ -175,22 +175,28 @@ def split_metrics(parts: dict[str, pd.DataFrame], threshold: float, sigs: dict[s
 META = ["conversation_id", "cell_id", "topic"]
 
 
-def split_file(source: str | Path, out_dir: str | Path, params: SplitParams, hasher: MinHasher,
+def split_file(source: str | Path | list, out_dir: str | Path, params: SplitParams, hasher: MinHasher,
                engine: engines.Engine | None = None, progress: bool = False) -> dict:
-    """Split the clean Parquet file into out_dir/{train,validation,test}.parquet, reading it in batches;
-    per-conversation work runs on `engine`. Returns the metrics. Outputs appear only when all is written."""
-    source, out_dir = Path(source), Path(out_dir)
-    if not source.is_file():
-        raise HiwarError(f"{source}: file not found (expected the output of stage `clean`; run `dvc repro`)")
+    """Split the clean Parquet file (or several, read one after the other: the clean stage's kept rows, then
+    the top-up stage's) into out_dir/{train,validation,test}.parquet, reading in batches; per-conversation work
+    runs on `engine`. The splits have the first file's columns. Returns the metrics. Outputs appear only when
+    all is written."""
+    sources, out_dir = [Path(p) for p in (source if isinstance(source, list) else [source])], Path(out_dir)
     engine = engine or engines.current()
-    reader = open_parquet(source)
-    missing = [c for c in META + ["messages"] if c not in reader.schema_arrow.names]
-    if missing:
-        raise HiwarError(f"{source}: missing column(s) {', '.join(missing)}")
-    bar = dict(unit="conv", disable=not progress, dynamic_ncols=True, total=reader.metadata.num_rows)
+    readers = []
+    for path in sources:
+        if not path.is_file():
+            raise HiwarError(f"{path}: file not found (expected the output of stage `clean` or `topup`; run `dvc repro`)")
+        readers.append(open_parquet(path))
+        missing = [c for c in META + ["messages"] + readers[0].schema_arrow.names if c not in readers[-1].schema_arrow.names]
+        if missing:
+            raise HiwarError(f"{path}: missing column(s) {', '.join(dict.fromkeys(missing))}")
+    reader = readers[0]
+    bar = dict(unit="conv", disable=not progress, dynamic_ncols=True, total=sum(r.metadata.num_rows for r in readers))
 
     def batches(columns=None):
-        return (batch.to_pylist() for batch in reader.iter_batches(batch_size=engine.batch_rows, columns=columns))
+        columns = columns or reader.schema_arrow.names
+        return (batch.to_pylist() for r in readers for batch in r.iter_batches(batch_size=engine.batch_rows, columns=columns))
 
     def message_batches():
         return ([row["messages"] for row in rows] for rows in batches(["messages"]))

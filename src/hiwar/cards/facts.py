@@ -38,6 +38,7 @@ class Inputs:
     clean_metrics: Path
     split_metrics: Path
     quality_metrics: Path
+    topup_metrics: Path | None = None  # stage topup's metrics; None: a project without top-up rounds
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Facts:
     clean: dict
     split: dict
     quality: dict
+    topup: dict | None = None  # metrics/topup.json: extra requests, cells at quota, the shortfall
 
 
 def template_text(name: str) -> str:
@@ -130,14 +132,18 @@ def gather(inputs: Inputs, params: Params, folder: str, batch_rows: int = 2048) 
         metrics[name] = read_json(path)
         if metrics[name] is None:
             raise HiwarError(f"{path}: file not found (expected the metrics of stage `{name}`)")
+    topup = read_json(inputs.topup_metrics) if inputs.topup_metrics else None
+    if inputs.topup_metrics and topup is None:
+        raise HiwarError(f"{inputs.topup_metrics}: file not found (expected the metrics of stage `topup`)")
     grid = grid_facts(inputs.grid)
     _agree(f"{inputs.split_metrics}: conversations", metrics["split"]["conversations"], dict(stats.rows), "split")
-    _agree(f"{inputs.clean_metrics}: kept", metrics["clean"]["kept"], stats.total, "clean split")
+    _agree(f"{inputs.clean_metrics} and the top-up metrics: kept",
+           metrics["clean"]["kept"] + (topup["kept"] if topup else 0), stats.total, "clean topup split")
     _agree(f"{inputs.quality_metrics}: conversations", metrics["quality"]["conversations"], stats.total, "quality")
     _agree(f"{inputs.generate_metrics}: requested", metrics["generate"]["requested"], grid["conversations"], "generate")
     return Facts(params=params, folder=folder, stats=stats, files=files, schema=schema,
                  generator=generator_facts(stats, params.generate, inputs.generators), grid=grid,
-                 coverage=coverage_facts(inputs.cells), **metrics)
+                 coverage=coverage_facts(inputs.cells), topup=topup, **metrics)
 
 
 def size_category(n: int) -> str:

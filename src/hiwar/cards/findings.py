@@ -86,7 +86,27 @@ def missing(f: Facts) -> str:
     gen, c, cov = f.generate, f.clean, f.quality["coverage"]
     return (f"{gen['failed']} of {gen['requested']} requests got no answer; cleaning rejected {c['rejected']} of "
             f"{c['input']} generations (each kept outside this folder with its reason codes); {cov['cells_empty']} "
-            f"of {cov['cells_requested']} requested topic x country cells hold no conversation.")
+            f"of {cov['cells_requested']} requested topic x country cells hold no conversation."
+            + (f" {topup(f)}" if topup(f) else ""))
+
+
+def topup(f: Facts) -> str:
+    """The top-up rounds and the cells they left short of the quota, plainly."""
+    t = f.topup
+    if not t:
+        return ""
+    if t["status"] == "off":
+        return (f"No top-up rounds (topup.quota {t['quota']}, max_rounds {t['max_rounds']}): every cell got only "
+                "its first-round requests.")
+    short, why = t["shortfall"], ", ".join(f"{k} {v}" for k, v in t["shortfall"]["why"].items())
+    reasons = ", ".join(f"{k} {v}" for k, v in list(short["first_reasons"].items())[:5])
+    return (f"Top-up: cells below the quota of {t['quota']} kept conversation(s) per cell got {t['extra_requests']} "
+            f"more requests in {t['rounds_run']} round(s) (budget {t['budget_requests']}, {t['budget']:g} x the "
+            f"first round's {t['first_round_requests']}), of which {t['kept']} were kept; cells at quota went from "
+            f"{t['cells_at_quota']['before']} to {t['cells_at_quota']['after']} of {t['cells']}. Shortfall: "
+            f"{short['cells']} cells are still below quota ({short['missing_conversations']} conversations "
+            f"missing; why: {why or 'none'}; what cleaning rejected in them: {reasons or 'nothing'}); each is "
+            "listed with its rounds and reasons in the top-up stage's shortfall file.")
 
 
 def preprocessing(f: Facts) -> list[str]:
@@ -118,7 +138,8 @@ def biases(f: Facts) -> list[str]:
         f"kept none ({some(cv['topic_none_kept'])}); {len(cv['country_none_kept'])} of {cv['country_requested']} "
         f"countries kept none ({some(cv['country_none_kept'])}). Kept conversations are unequal across topics "
         f"(Gini {cov['gini_topic']}) and countries (Gini {cov['gini_country']}).",
-        f"Selection by cleaning: {f.clean['kept']} of {f.clean['input']} generations kept "
+        *([topup(f)] if topup(f) else []),
+        f"Selection by cleaning: {f.clean['kept']} of {f.clean['input']} first-round generations kept "
         f"({share(f.clean['kept_fraction'])}); the kept share per topic ranges from "
         f"{share(cv['topic_kept_rate']['min'])} to {share(cv['topic_kept_rate']['max'])} and per country from "
         f"{share(cv['country_kept_rate']['min'])} to {share(cv['country_kept_rate']['max'])}: what the generator "

@@ -127,6 +127,15 @@ class Cleaner:
         self.country_varieties: dict = defaultdict(Counter)
         self.forms = defaultdict(Counter)  # the answer's form (parsed_as) -> kept / rejected
 
+    def remember(self, rows: Iterable[dict]) -> None:
+        """Index conversations kept by an earlier run (the clean stage's, for top-up rounds) as if they had come
+        first in input order: a later duplicate of one of them is rejected. They are not counted as input."""
+        hasher = hasher_for(self.params)
+        for row in rows:
+            text = conversation_text([dict(m) for m in row["messages"]])  # the text `verdicts` hashes
+            self.exact.setdefault(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), row["conversation_id"])
+            self.near.add(row["conversation_id"], hasher.signature(text))
+
     def run(self, batches: Iterable[list[dict]], engine: engines.Engine) -> Iterator[tuple[list[dict], list[dict]]]:
         """(kept rows, rejected rows) of every batch, in input order; the verdicts run on `engine`."""
         for batch in engine.map(verdicts, batches, setup=partial(worker_state, self.params)):

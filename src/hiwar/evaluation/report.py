@@ -191,6 +191,34 @@ def quality_section(quality: dict) -> list[str]:
             "What these figures do and do not say: docs/quality.md; per topic and country: `dvc plots show`.", ""]
 
 
+def topup_section(topup: dict) -> list[str]:
+    """The top-up rounds (metrics/topup.json): extra requests and tokens per round, cells at quota before and
+    after, and the cells still short, plainly."""
+    if not topup:
+        return []
+    if topup["status"] == "off":
+        return ["## Top-up rounds", "", f"Off (topup.quota {topup['quota']}, max_rounds {topup['max_rounds']}): "
+                "every cell got its first-round requests only.", ""]
+    short = topup["shortfall"]
+    lines = ["## Top-up rounds", "",
+             f"Quota {topup['quota']} kept conversation(s) per cell. Cells at quota: "
+             f"{topup['cells_at_quota']['before']} -> {topup['cells_at_quota']['after']} of {topup['cells']}; with a "
+             f"kept conversation: {topup['cells_with_kept']['before']} -> {topup['cells_with_kept']['after']}; kept "
+             f"conversations {topup['kept_conversations']['before']} -> {topup['kept_conversations']['after']}. Extra "
+             f"requests {topup['extra_requests']} of a budget of {topup['budget_requests']} ({topup['extra_share']:.0%} "
+             f"of the first round's {topup['first_round_requests']}); stopped: {topup['stopped']}.", "",
+             "| round | cells short before | cells asked | requests | failed | tokens in / out | kept | rejected "
+             "| cells short after |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['round']} | {r['cells_short_before']} | {r['cells_asked']} | {r['requests']} | {r['failed']} | "
+              f"{r['tokens_in']} / {r['tokens_out']} | {r['kept']} | {r['rejected']} | {r['cells_short_after']} |"
+              for r in topup["rounds"]]
+    why = ", ".join(f"{k} {v}" for k, v in short["why"].items()) or "none"
+    reasons = ", ".join(f"{k} {v}" for k, v in list(short["first_reasons"].items())[:5]) or "none"
+    return lines + ["", f"**Shortfall: {short['cells']} cells are still below quota** ({short['missing_conversations']} "
+                    f"conversations missing). Why: {why}. What cleaning rejected in them: {reasons}. Every short cell "
+                    "with its rounds and reasons: the top-up stage's shortfall file (dvc.yaml).", ""]
+
+
 def scope(evaluate: dict) -> str:
     n, total = evaluate["test_conversations"], evaluate.get("test_conversations_total", evaluate["test_conversations"])
     return f"{n} conversations" if n == total else f"{n} of {total} conversations (capped by evaluate.max_conversations)"
@@ -227,6 +255,7 @@ def write_report(root: Path, out: Path) -> Path:
                             read_json(root / run_log_path("runs/generate.json"), {})),
         *judge_section(read_json(metrics / "judge.json", {"status": "not judged"}),
                        read_json(metrics / "judge_compare.json", {"status": "not judged"})),
+        *topup_section(read_json(metrics / "topup.json", {})),
         *quality_section(read_json(metrics / "quality.json", {})),
         *[f"![{name}]({name})" for name in images],
     ]

@@ -53,7 +53,7 @@ def plan_requests(grid: pd.DataFrame, params: GenerateParams, examples_from: lis
     planned = grid.copy()
     planned["prompt"] = [render_row(row, params, examples_from) for row in grid.itertuples()]
     planned["prompt_hash"] = [hashlib.sha256(p.encode("utf-8")).hexdigest()[:16] for p in planned["prompt"]]
-    pairs = [plan(backend, prompt, chat=chat, sample_index=int(index), schema=dialogue_schema(int(exchanges)))
+    pairs = [plan(backend, prompt, chat=chat, sample_index=int(index), schema=dialogue_schema(int(exchanges), params.max_turn_chars))
              for prompt, index, exchanges in zip(planned["prompt"], grid["sample_index"], grid["exchanges"])]
     planned["request_key"] = [key for key, _ in pairs]
     planned["request_seed"] = [request.seed for _, request in pairs]

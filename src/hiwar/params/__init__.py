@@ -23,7 +23,7 @@ from hiwar.params.base import ParamsError, Section
 PARAMS_FILE = Path("params.yaml")
 
 # params.yaml's sections, in the file's order: each is the module hiwar/params/<name>.py
-NAMES = ("reproducibility", "engine", "models", "grid", "generate", "clean", "split", "finetune", "evaluate",
+NAMES = ("reproducibility", "engine", "models", "grid", "generate", "clean", "topup", "split", "finetune", "evaluate",
          "rating", "judge", "quality", "card")
 
 

@@ -114,7 +114,9 @@ def _contamination(kept, train, test, corpus, grams, sizes, eval_texts) -> tuple
 
 def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.DataFrame], topics: pd.DataFrame,
            forms: dict[str, list[str]], params: QualityParams, embed: Callable[[list[str]], np.ndarray],
-           eval_texts: dict[str, list[str]] | None = None) -> Assessment:
+           eval_texts: dict[str, list[str]] | None = None, first_round: pd.DataFrame | None = None) -> Assessment:
+    """The quality of `kept` (every kept conversation: the clean stage's, then the top-up stage's); with
+    `first_round` (the clean stage's kept rows alone) the coverage cells also hold `kept_before`."""
     clock, cpu, seconds = time.perf_counter(), time.process_time(), {}
 
     def lap(part: str):  # wall and CPU seconds (all threads) of each part, for logs/runs and the bench
@@ -185,6 +187,8 @@ def assess(kept: pd.DataFrame, rejected: pd.DataFrame, splits: dict[str, pd.Data
     lap("diversity_and_fidelity")
 
     cells = coverage.cell_counts(kept, rejected)
+    if first_round is not None:
+        cells = coverage.with_first_round(cells, first_round)
     lap("coverage")
 
     train = splits["train"].reset_index(drop=True)
@@ -222,6 +226,11 @@ def variety_table(variety: dict | None) -> str:
             + "\n".join(rows) + "\n")
 
 
+def before_topup(coverage: dict) -> str:
+    b = coverage.get("before_topup")
+    return f"; after the first round alone, before top-up: {b['cells_kept']} kept, {b['cells_empty']} empty" if b else ""
+
+
 def card(metrics: dict, params: QualityParams) -> str:
     """The quality folder's README.md: the quality section the card stage quotes."""
     d, f, c, x = metrics["diversity"], metrics["fidelity"], metrics["coverage"], metrics["contamination"]
@@ -246,7 +255,7 @@ named (name, adjective or capital) in {f['country_mention']} of all kept convers
 
 {variety_table(metrics.get("variety"))}
 Coverage: {c['cells_kept']} of {c['cells_requested']} requested topic x country cells have a kept conversation
-({c['cells_empty']} empty); Gini of kept conversations per topic {c['gini_topic']}, per country {c['gini_country']}.
+({c['cells_empty']} empty{before_topup(c)}); Gini of kept conversations per topic {c['gini_topic']}, per country {c['gini_country']}.
 
 Contamination ({', '.join(map(str, params.ngrams))}-grams of normalised words):
 - test split ({x['test']['texts']} conversations): {', '.join(f"{x['test'][f'train_conversations_{n}gram']} train conversations share a {n}-gram" for n in params.ngrams)}
