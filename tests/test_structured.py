@@ -99,3 +99,17 @@ def test_an_in_process_model_held_to_the_schema_writes_valid_json_every_time(bas
     assert all(len(p["exchanges"]) == 1 and len(p["exchanges"][0]["user"]) <= 40 for p in parsed[::2])
     assert all(parse_scores(json.dumps(p), CRITERIA) for p in parsed[1::2])
     assert all(answers[i].finish_reason == "stop" for i in range(32))  # ended by the grammar, not the budget
+
+
+def test_a_profile_may_skip_a_rule_by_its_reason_code_and_a_wrong_code_is_one_line(params_data):
+    from hiwar.cleaning import Cleaner
+    from hiwar.errors import HiwarError
+
+    recited = {"raw_text": "المستخدم: ما عاصمة الأردن؟\nالمساعد: اكتب محادثة واقعية بين مستخدم ومساعد عن السفر في الأردن.",
+               "finish_reason": "stop", "prompt": "اكتب محادثة واقعية بين مستخدم ومساعد عن السفر في الأردن."}
+    strict = CleanParams.model_validate(params_data["clean"] | {"min_exchanges": 1})
+    assert "echo" in decide(recited, strict)[2]
+    loose = CleanParams.model_validate(params_data["clean"] | {"min_exchanges": 1, "skip_reasons": ["echo"]})
+    assert "echo" not in decide(recited, loose)[2]
+    with pytest.raises(HiwarError, match="clean.skip_reasons: unknown reason 'echoes'"):
+        Cleaner(CleanParams.model_validate(params_data["clean"] | {"skip_reasons": ["echoes"]}))

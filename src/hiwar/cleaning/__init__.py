@@ -30,7 +30,7 @@ from tqdm import tqdm
 from hiwar import engine as engines
 from hiwar.cleaning.language import Identifier, Language
 from hiwar.cleaning.parse import looks_cut, parse, parse_dialogue, trim_truncated
-from hiwar.cleaning.rules import by_cause, check, match_key
+from hiwar.cleaning.rules import by_cause, check, check_skipped, match_key
 from hiwar.dedup import MinHasher, NearDupIndex, conversation_text, hasher_for
 from hiwar.errors import HiwarError
 from hiwar.io import ParquetSink, open_parquet
@@ -114,6 +114,7 @@ class Cleaner:
     counts everything for the metrics."""
 
     def __init__(self, params: CleanParams):
+        check_skipped(params)  # before any row is read
         self.params = params
         self.exact: dict[bytes, str] = {}  # digest of the normalised text -> first conversation_id
         self.near = NearDupIndex(params.near_dup_threshold, params.minhash_perm, params.shingle_chars)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from hiwar.arabic import LETTERS, arabic_ratio_with_names, latin_words, match_key, normalize, strip_latin_names
+from hiwar.errors import HiwarError
 from hiwar.params.clean import CleanParams
 
 PLACEHOLDERS = {"", "...", "…", "[...]", "<...>", "(فارغ)", "[النص هنا]", "todo", "n/a", "؟؟؟", "???"}
@@ -198,5 +199,14 @@ def check(messages: list[dict], params: CleanParams, keys: list[str] | None = No
     if not messages:
         return ["unparseable"]
     keys = keys if keys is not None else [match_key(m["content"]) for m in messages]
-    return by_cause(structure(messages, params) + turn_content(messages, keys, params) + refusal_and_meta(messages, keys)
-                    + echo(messages, keys, match_key(prompt) if prompt else None))
+    found = by_cause(structure(messages, params) + turn_content(messages, keys, params) + refusal_and_meta(messages, keys)
+                     + echo(messages, keys, match_key(prompt) if prompt else None))
+    return [r for r in found if r not in params.skip_reasons] if params.skip_reasons else found
+
+
+def check_skipped(params: CleanParams) -> None:
+    """clean.skip_reasons may name only the rules' own reason codes."""
+    unknown = [r for r in params.skip_reasons if r not in CAUSES]
+    if unknown:
+        raise HiwarError(f"params.yaml: clean.skip_reasons: unknown reason {unknown[0]!r} (expected reason codes of "
+                         f"the rules: {', '.join(CAUSES)})")

@@ -15,6 +15,9 @@ class CleanParams(Section):
     max_name_share: float = Field(default=0.5, ge=0, le=1)
     # Identify each conversation's language (fastText lid.176) and reject Arabic-script text in another language.
     language_id: bool = True
+    # Reason codes of the rules (cleaning/rules.py) not applied: only for a profile whose model cannot follow an
+    # Arabic instruction at all (smollm2 recites it: `echo`), so that its path through the pipeline can be run.
+    skip_reasons: list[str] = []
     min_turn_chars: int = Field(ge=1)
     max_turn_chars: int = Field(ge=1)
     repetition_ngram: int = Field(ge=1)
