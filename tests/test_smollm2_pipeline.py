@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.server]
 SHRINK = {  # the profile as documented, on fewer and shorter conversations
     "grid": {"conversations": 8},
     "evaluate": {"max_conversations": 2, "max_new_tokens": 16},
+    "finetune": {"models": {"smollm2": {"batch_size": 1}}},  # a few packed rows: batches of 1
     "judge": {"max_new_tokens": 48},
 }
 
@@ -34,7 +35,12 @@ def scratch_project(dest: Path, profile: str, url: str | None = None) -> Path:
     use(profile, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
     for section, changes in SHRINK.items():
-        params[section].update(changes)
+        for key, value in changes.items():
+            if key == "models":
+                for model, fields in value.items():
+                    params[section]["models"][model].update(fields)
+            else:
+                params[section][key] = value
     if url:
         for section in ("generate", "judge"):
             params[section]["http"]["endpoints"][0]["base_url"] = url

@@ -136,3 +136,15 @@ def test_chat_keeps_the_history_and_resets_it(base_dir, data, tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     assert result.output.count("المساعد: ") == 3
     assert seen == [["user"], ["user", "assistant", "user"], ["user"]]
+
+
+def test_too_few_rows_for_one_batch_stop_with_one_line_instead_of_a_trainer_error(base_dir, data, tmp_path,
+                                                                                   finetune_spec):
+    from hiwar.errors import HiwarError
+
+    train, validation = data
+    spec = finetune_spec(base_dir, method="lora", epochs=1, packing=True, max_length=1024, batch_size=8)
+    with pytest.raises(HiwarError, match=r"finetune\.models\.tiny: \d training row\(s\) after packing make no batch "
+                                         r"of 8 x 1 process\(es\)"):
+        finetune(spec, train.head(2), validation, tmp_path / "out", tmp_path / "ck", seed=7, name="tiny")
+    assert not (tmp_path / "out").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from hiwar.errors import HiwarError
 from hiwar.io import atomic_path
 from hiwar.params.finetune import FinetuneModel
 from hiwar.training.chat_format import uses_hiwar_format
@@ -173,6 +174,10 @@ def finetune(spec: FinetuneModel, train: pd.DataFrame, validation: pd.DataFrame,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every trainable parameter gets a gradient
     )
+    if len(train_examples) < spec.batch_size * args.world_size:  # the sampler would yield nothing to train on
+        raise HiwarError(f"finetune.models.{name}: {len(train_examples)} training row(s)"
+                         f"{' after packing' if spec.packing else ''} make no batch of {spec.batch_size} x "
+                         f"{args.world_size} process(es): lower batch_size, turn packing off, or keep more data")
     # The process count is part of the run: a checkpoint's step means other batches under another one.
     resume = prepare_checkpoints(work_dir, f"{fingerprint(spec, seed, train)}-w{args.world_size}", args)
     if args.process_index == 0:
