@@ -19,7 +19,8 @@ from hiwar.profiles import use
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 SHRINK = {  # the profile as documented, on fewer and shorter conversations
-    "grid": {"conversations": 8},
+    "grid": {"conversations": 12},
+    "split": {"validation": 0.2, "test": 0.25},  # at least two test conversations for the embedding baseline
     "evaluate": {"max_conversations": 2, "max_new_tokens": 16},
     "finetune": {"models": {"smollm2": {"batch_size": 1}}},  # a few packed rows: batches of 1
     "judge": {"max_new_tokens": 48},
@@ -70,7 +71,7 @@ def repro_every_stage(project: Path) -> dict[str, float]:
 
 def check_outputs(project: Path) -> None:
     generated = json.loads((project / "metrics/generate.json").read_text())
-    assert generated["requested"] == 8 and generated["failed"] == 0
+    assert generated["requested"] == 12 and generated["failed"] == 0
     clean = json.loads((project / "metrics/clean.json").read_text())
     assert clean["kept"] > 0, clean["first_reasons"]
     assert (project / "models/finetuned/smollm2").is_dir()
