@@ -64,6 +64,25 @@ def bundled():
     return load_bundled(ROOT / "data/bundled")
 
 
+def copy_project(dest: Path, profile: str) -> Path:
+    """The project's tracked files on `profile` (profiles/<profile>.yaml), in a new git repository with nothing
+    committed yet; without the committed lock, metrics and curves, which a scratch run makes anew."""
+    import shutil
+    import subprocess
+
+    from hiwar.profiles import use
+
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in filter(None, files.split("\0")):
+        if name.startswith(("metrics/", "dvclive/")) or name == "dvc.lock":
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    use(profile, dest)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def params_data():
     from hiwar.params import read_params

@@ -8,7 +8,6 @@ import io
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT  # noqa: E402  (the one repository root, in conftest)
+from conftest import ROOT, copy_project  # noqa: E402  (the one repository root, in conftest)
 
-from hiwar.profiles import use
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +46,8 @@ def ran(output: str) -> list[str]:
 
 
 def ci_project(dest: Path) -> Path:
-    """The project's tracked files on the ci profile (profiles/ci.yaml), in a new git repository with nothing
-    committed yet."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in filter(None, files.split("\0")):
-        if name.startswith(("metrics/", "dvclive/")) or name == "dvc.lock":
-            continue  # the scratch run makes its own
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, dest / name)
-    use("ci", dest)
-    sh(dest, "git", "init", "-q")
-    return dest
+    """The project on the ci profile (profiles/ci.yaml), in a new git repository with nothing committed yet."""
+    return copy_project(dest, "ci")
 
 
 @pytest.fixture(scope="module")

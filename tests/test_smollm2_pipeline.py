@@ -5,16 +5,13 @@ to a few conversations so both runs stay minutes on 2 cores. Each stage runs as 
 its time is printed (`pytest -s`) and written to the scratch project's stage_times.json."""
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
-
-from hiwar.profiles import use
+from conftest import ROOT, copy_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -27,13 +24,9 @@ SHRINK = {  # the profile as documented, on fewer and shorter conversations
 }
 
 
-def scratch_project(dest: Path, profile: str, url: str | None = None) -> Path:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in filter(None, files.split("\0")):
-        if not name.startswith(("metrics/", "dvclive/")) and name != "dvc.lock":
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    use(profile, dest)
+def shrunk_project(dest: Path, profile: str, url: str | None = None) -> Path:
+    """A scratch project on `profile`, shrunk (SHRINK), its endpoints at `url`, committed."""
+    copy_project(dest, profile)
     params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
     for section, changes in SHRINK.items():
         for key, value in changes.items():
@@ -46,7 +39,7 @@ def scratch_project(dest: Path, profile: str, url: str | None = None) -> Path:
         for section in ("generate", "judge"):
             params[section]["http"]["endpoints"][0]["base_url"] = url
     (dest / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
+    for args in (["git", "add", "-A"], ["git", "commit", "-qm", "scratch"]):
         subprocess.run(args, cwd=dest, check=True, capture_output=True)
     return dest
 
@@ -82,7 +75,7 @@ def check_outputs(project: Path) -> None:
 
 
 def test_the_smollm2_profile_runs_every_stage_in_process(tmp_path):
-    project = scratch_project(tmp_path, "smollm2")
+    project = shrunk_project(tmp_path, "smollm2")
     times = repro_every_stage(project)
     check_outputs(project)
     judged = json.loads((project / "metrics/judge.json").read_text())
@@ -93,7 +86,7 @@ def test_the_smollm2_profile_runs_every_stage_in_process(tmp_path):
 def test_the_smollm2_server_profile_runs_every_stage_against_llama_cpp(llama_server, tmp_path):
     url, model = llama_server
     assert model == "smollm2"  # the alias the profile names
-    project = scratch_project(tmp_path, "smollm2-server", url)
+    project = shrunk_project(tmp_path, "smollm2-server", url)
     repro_every_stage(project)
     check_outputs(project)
     generated = json.loads((project / "metrics/generate.json").read_text())

@@ -56,7 +56,7 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
     answers = {t.id: Answer(t.id) for t in tasks}
     if len(answers) != len(tasks):
         raise ValueError("task ids must be unique")
-    pending, facts = list(tasks), Counter()
+    pending, facts = list(tasks), Counter(off_schema_answers=0)  # 0 too: the same on a rerun from the cache
     for attempt in range(params.parse_retries + 1):
         if not pending:
             break
@@ -84,7 +84,6 @@ def judge_all(tasks: list[Task], parse: Callable[[str], Any], backend: Backend, 
                 retry.append(task)
         pending = retry
     facts["malformed_answers"] = sum(a.malformed for a in answers.values())
-    facts["off_schema_answers"] = facts["off_schema_answers"]  # 0 too: the same on a rerun from the cache
     return [answers[t.id] for t in tasks], dict(facts)
 
 
